@@ -115,7 +115,10 @@ impl SourceMap {
         let offset = (offset as usize).min(text.len());
         let before = &text[..offset];
         let line = before.matches('\n').count() + 1;
-        let column = before.rfind('\n').map_or(offset, |newline| offset - newline - 1) + 1;
+        let column = before
+            .rfind('\n')
+            .map_or(offset, |newline| offset - newline - 1)
+            + 1;
         (line, column)
     }
 }

@@ -1,0 +1,276 @@
+//! graft's compiler: lowers parsed files to an IR with stable ids, checks names, types, range
+//! restriction, locality and stratification, and runs Bloom-style analyses (persistence,
+//! CALM path labels, points of order).
+//!
+//! Entry points: [`check`] for a program's files, [`check_facts`] for workload files against a
+//! checked program, [`summary`] / [`render_summary_text`] for `graft check`, and
+//! [`graph_dot`] / [`graph_mermaid`] for `graft graph`.
+//!
+//! Architecture invariant: this crate is pure and deterministic. It does no I/O, never stops
+//! at the first problem (every check runs and reports into one list of diagnostics), never
+//! panics on user input, and always returns the best program it could build.
+
+pub mod analysis;
+mod checks;
+pub mod codes;
+pub mod graph;
+pub mod ir;
+mod lower;
+mod render;
+pub mod suggest;
+mod summary;
+mod types;
+
+use graft_language::ast;
+use graft_language::diagnostic::{Diagnostic, sort_diagnostics};
+use graft_language::span::{SourceMap, Span};
+
+pub use analysis::Analysis;
+pub use lower::CRASH;
+pub use render::{graph_dot, graph_mermaid};
+pub use summary::{
+    Summary, SummaryColumn, SummaryConst, SummaryPath, SummaryPointOfOrder, SummaryRelation,
+    render_summary_text, summary,
+};
+
+/// The result of checking a program.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The best program that could be built; run it only if `diagnostics` has no error.
+    pub program: ir::Program,
+    pub analysis: Analysis,
+    /// Every problem found, sorted by [`sort_diagnostics`].
+    pub diagnostics: Vec<Diagnostic>,
+    /// File names and line starts, to show locations in summaries.
+    lines: LineIndex,
+}
+
+impl Checked {
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    /// `file:line` of a span, for summaries and reports.
+    pub fn location(&self, span: Span) -> String {
+        self.lines.location(span)
+    }
+}
+
+/// Checks a program made of `files` (a protocol, its includes, its Molly specification...),
+/// whose texts are in `sources`.
+pub fn check(sources: &SourceMap, files: &[ast::SourceFile]) -> Checked {
+    let (mut program, mut diagnostics) = lower::lower(files);
+    diagnostics.extend(types::infer(&mut program));
+    diagnostics.extend(checks::check(&program));
+    diagnostics.extend(check_requires(&program));
+    analysis::detect_persistence_rules(&mut program);
+    let graph = graph::DependencyGraph::build(&program);
+    let (strata, stratification) = graph::stratify(&program, &graph);
+    diagnostics.extend(stratification);
+    let analysis = analysis::analyse(&program, graph, strata);
+    sort_diagnostics(&mut diagnostics);
+    Checked {
+        program,
+        analysis,
+        diagnostics,
+        lines: LineIndex::new(sources),
+    }
+}
+
+fn check_requires(program: &ir::Program) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    for require in &program.requires {
+        match require.eval(program, &|_| None) {
+            Ok(true) | Err(ir::EvalError::Unbound) => {}
+            Ok(false) => {
+                let lhs = require.lhs.eval(&|_| None, &|id| {
+                    program.consts.get(id.index()).and_then(|c| c.value.clone())
+                });
+                let rhs = require.rhs.eval(&|_| None, &|id| {
+                    program.consts.get(id.index()).and_then(|c| c.value.clone())
+                });
+                let mut diagnostic = Diagnostic::error(
+                    codes::REQUIRE_FAILED,
+                    "this requirement does not hold for the declared constants",
+                    require.span,
+                );
+                if let (Ok(lhs), Ok(rhs)) = (lhs, rhs) {
+                    diagnostic = diagnostic.with_primary_message(format!(
+                        "{lhs} {} {rhs} is false",
+                        require.op.as_str()
+                    ));
+                }
+                diagnostics
+                    .push(diagnostic.with_help("change the constants so that the condition holds"));
+            }
+            Err(ir::EvalError::NotAnInt) => diagnostics.push(
+                Diagnostic::error(
+                    codes::ARITH_NOT_INT,
+                    "arithmetic on a value that is not an int",
+                    require.span,
+                )
+                .with_help("`+ - * /` apply only to ints"),
+            ),
+            Err(error @ (ir::EvalError::DivisionByZero | ir::EvalError::Overflow)) => diagnostics
+                .push(
+                    Diagnostic::error(
+                        codes::CONST_EVAL,
+                        format!("this requirement cannot be evaluated: {error}"),
+                        require.span,
+                    )
+                    .with_help("change the expression so that it has a value"),
+                ),
+        }
+    }
+    diagnostics
+}
+
+/// Checks fact-only files (workloads, topologies) against a checked program: every item must
+/// be a fact `rel(values)@N;` of a relation of the program, with the right arity and types
+/// and a tick of at least 1. Returns the facts that passed and the diagnostics (sorted).
+pub fn check_facts(
+    program: &ir::Program,
+    files: &[ast::SourceFile],
+) -> (Vec<ir::Fact>, Vec<Diagnostic>) {
+    let mut facts = Vec::new();
+    let mut diagnostics = Vec::new();
+    for item in files.iter().flat_map(|file| &file.items) {
+        let rule = match item {
+            ast::Item::Rule(rule) if rule.is_fact() => rule,
+            ast::Item::Include(_) | ast::Item::Error(_) => continue,
+            other => {
+                diagnostics.push(
+                    Diagnostic::error(codes::NOT_A_FACT, "only facts are allowed in a facts file", other.span())
+                        .with_help("move rules and declarations into the program; a facts file holds lines like `rel(\"a\", 1)@1;`"),
+                );
+                continue;
+            }
+        };
+        let name = &rule.head.relation;
+        let Some(rel) = program
+            .relation_by_name(&name.name)
+            .filter(|rel| program.relation(*rel).origin != ir::RelationOrigin::Unknown)
+        else {
+            let mut diagnostic = Diagnostic::error(
+                codes::UNKNOWN_RELATION,
+                format!("unknown relation `{}`", name.name),
+                name.span,
+            )
+            .with_primary_message("the program has no relation of this name")
+            .with_help("give facts only for relations of the program (declare it `input` there)");
+            let candidates = program
+                .relations
+                .iter()
+                .map(|relation| relation.name.as_str());
+            if let Some(candidate) = suggest::did_you_mean(&name.name, candidates) {
+                diagnostic = diagnostic.with_suggestion(
+                    name.span,
+                    candidate,
+                    format!("did you mean `{candidate}`?"),
+                );
+            }
+            diagnostics.push(diagnostic);
+            continue;
+        };
+        let relation = program.relation(rel);
+        if relation.arity() != rule.head.args.len() {
+            diagnostics.push(
+                Diagnostic::error(
+                    codes::ARITY_MISMATCH,
+                    format!(
+                        "relation `{}` takes {} arguments, but {} were given",
+                        relation.name,
+                        relation.arity(),
+                        rule.head.args.len()
+                    ),
+                    rule.head.span,
+                )
+                .with_help(format!(
+                    "give `{}` exactly {} arguments",
+                    relation.name,
+                    relation.arity()
+                )),
+            );
+            continue;
+        }
+        let Some(fact) = lower::lower_fact_values(
+            rule,
+            rel,
+            &program.consts,
+            &program.const_index,
+            &mut diagnostics,
+        ) else {
+            continue;
+        };
+        let mut ok = true;
+        for ((value, column), arg) in fact
+            .values
+            .iter()
+            .zip(&relation.columns)
+            .zip(&rule.head.args)
+        {
+            if !value.fits(column.ty) {
+                ok = false;
+                let mut diagnostic = Diagnostic::error(
+                    codes::FACT_TYPE,
+                    format!(
+                        "column `{}` of `{}` is a `{}`, but this is a `{}`",
+                        column.name,
+                        relation.name,
+                        program.type_name(column.ty),
+                        value.kind_name()
+                    ),
+                    arg.span(),
+                )
+                .with_help(format!(
+                    "write a `{}` value here",
+                    program.type_name(column.ty)
+                ));
+                if let Some(span) = column.ty_span {
+                    diagnostic = diagnostic.with_label(span, "the column's type comes from here");
+                }
+                diagnostics.push(diagnostic);
+            }
+        }
+        if ok {
+            facts.push(fact);
+        }
+    }
+    sort_diagnostics(&mut diagnostics);
+    (facts, diagnostics)
+}
+
+/// Line starts of every file, to turn spans into `file:line`.
+#[derive(Clone, Debug, Default)]
+struct LineIndex {
+    files: Vec<(String, Vec<u32>)>,
+}
+
+impl LineIndex {
+    fn new(sources: &SourceMap) -> LineIndex {
+        let files = sources
+            .files()
+            .map(|(_, file)| {
+                let mut starts = vec![0_u32];
+                starts.extend(
+                    file.text
+                        .match_indices('\n')
+                        .map(|(index, _)| u32::try_from(index + 1).unwrap_or(u32::MAX)),
+                );
+                (file.name.clone(), starts)
+            })
+            .collect();
+        LineIndex { files }
+    }
+
+    fn location(&self, span: Span) -> String {
+        match self.files.get(span.file.0 as usize) {
+            Some((name, starts)) => {
+                let line = starts.partition_point(|start| *start <= span.start);
+                format!("{name}:{line}")
+            }
+            None => format!("file {}:{}", span.file.0, span.start),
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! One small program per diagnostic code, asserting that the code is reported; and a test that
+//! every code the compiler defines is covered here.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use graft_compiler::codes;
+
+/// (code, program that must produce it).
+const CASES: &[(&str, &str)] = &[
+    (
+        codes::UNKNOWN_RELATION,
+        "p(X) :- q(X); q(X)@next :- q(X); r(X) :- p(X), qq(X);",
+    ),
+    (codes::ARITY_MISMATCH, "q(\"a\", 1); p(X) :- q(X);"),
+    (
+        codes::ARITY_MISMATCH,
+        "input q(at: node); p(X, Y) :- q(X), crash(X, Y);",
+    ),
+    (
+        codes::DUPLICATE_RELATION,
+        "input q(at: node); table q(at: node); p(X) :- q(X);",
+    ),
+    (
+        codes::DUPLICATE_RELATION,
+        "input crash(at: node, who: node, t: int);",
+    ),
+    (codes::UNKNOWN_TYPE, "input q(at: node, n: itn);"),
+    (codes::DUPLICATE_ROLE, "role a; role a;"),
+    (
+        codes::UNKNOWN_AGGREGATE,
+        "input q(at: node, n: int); p(L, avg<N>) :- q(L, N);",
+    ),
+    (
+        codes::UNKNOWN_KEY_COLUMN,
+        "input q(at: node, n: int) key(m);",
+    ),
+    (codes::DUPLICATE_CONST, "const N = 1; const N = 2;"),
+    (codes::UNKNOWN_CONST, "const N = 3; require N > Q;"),
+    (
+        codes::DUPLICATE_COLUMN,
+        "input q(at: node, n: int, n: int);",
+    ),
+    (codes::NO_LOCATION_COLUMN, "input q(at: node); p() :- q(L);"),
+    (
+        codes::MISPLACED_AGGREGATE,
+        "input q(at: node, n: int); p(L, count<N>, max<N>) :- q(L, N);",
+    ),
+    (
+        codes::MISPLACED_AGGREGATE,
+        "input q(at: node, n: int); p(count<L>, N) :- q(L, N);",
+    ),
+    (
+        codes::REQUIRE_FAILED,
+        "const Q1 = 1; const Q2 = 1; const N = 3; require Q1 + Q2 > N;",
+    ),
+    (
+        codes::TYPE_CONFLICT,
+        "input q(at: node, n: int); p(L, N) :- q(L, N); p(\"a\", \"b\");",
+    ),
+    (
+        codes::SUM_NOT_INT,
+        "input q(at: node, s: string); p(L, sum<S>) :- q(L, S);",
+    ),
+    (
+        codes::COMPARE_MISMATCH,
+        "input q(at: node, n: int, s: string); p(L) :- q(L, N, S), N < S;",
+    ),
+    (
+        codes::ARITH_NOT_INT,
+        "input q(at: node, s: string); p(L, T) :- q(L, S), T == 1, p(L, S + 1);",
+    ),
+    (codes::ARITH_NOT_INT, "const S = \"x\"; require S + 1 > 0;"),
+    (codes::CONST_EVAL, "const N = 0; require 1 / N > 0;"),
+    (
+        codes::UNBOUND_HEAD_VAR,
+        "input q(at: node); p(L, X) :- q(L);",
+    ),
+    (
+        codes::UNBOUND_NEGATED_VAR,
+        "input q(at: node); input r(at: node, n: int); p(L) :- q(L), notin r(L, X);",
+    ),
+    (
+        codes::UNBOUND_EXPR_VAR,
+        "input q(at: node, n: int); p(L) :- q(L, N), M > N;",
+    ),
+    (
+        codes::UNBOUND_AGGREGATE_VAR,
+        "input q(at: node, n: int); p(L, count<M>) :- q(L, N), N > 0;",
+    ),
+    (codes::FACT_WITH_VAR, "q(\"a\", X);"),
+    (
+        codes::MISPLACED_WILDCARD,
+        "input q(at: node); p(L, _) :- q(L);",
+    ),
+    (
+        codes::NO_POSITIVE_ATOM,
+        "input q(at: node); p(\"a\") :- notin q(\"a\");",
+    ),
+    (
+        codes::BODY_LOCATIONS_DIFFER,
+        "input q(at: node, n: int); input r(at: node, n: int); p(L, N) :- q(L, N), r(M, N);",
+    ),
+    (
+        codes::HEAD_LOCATION_DIFFERS,
+        "input q(at: node, other: node); p(O) :- q(L, O);",
+    ),
+    (
+        codes::HEAD_LOCATION_DIFFERS,
+        "input q(at: node, other: node); p(O)@next :- q(L, O);",
+    ),
+    (
+        codes::CHANNEL_NOT_ASYNC,
+        "input q(at: node); channel m(at: node); m(L) :- q(L);",
+    ),
+    (
+        codes::DERIVES_INPUT,
+        "input q(at: node); input r(at: node); r(L) :- q(L);",
+    ),
+    (
+        codes::BAD_DELETE,
+        "input q(at: node); p(L) :- q(L); delete p(L)@next :- q(L);",
+    ),
+    (
+        codes::BAD_DELETE,
+        "input q(at: node); table p(at: node); delete p(L) :- q(L);",
+    ),
+    (
+        codes::TICK_ON_RULE_HEAD,
+        "input q(at: node); p(L)@3 :- q(L);",
+    ),
+    (
+        codes::PINNED_TICK_ZERO,
+        "input q(at: node); p(L) :- q(L)@0;",
+    ),
+    (codes::FACT_TICK_ZERO, "q(\"a\")@0;"),
+    (codes::TEMPORAL_FACT, "q(\"a\")@next;"),
+    (
+        codes::LOCATION_NOT_VAR,
+        "input q(at: node, n: int); p(L) :- q(\"a\", L);",
+    ),
+    (
+        codes::NEGATION_CYCLE,
+        "input e(at: node, n: int); p(L, N) :- e(L, N), notin p(L, N);",
+    ),
+    (
+        codes::AGGREGATION_CYCLE,
+        "input e(at: node, n: int); s(L, N) :- e(L, N); s(L, count<N>) :- s(L, N);",
+    ),
+    (
+        codes::SINGLETON_VAR,
+        "input q(at: node, n: int); p(L) :- q(L, N);",
+    ),
+    (codes::UNUSED_RELATION, "table t(at: node);"),
+];
+
+/// Codes only produced when checking fact files against a program (see `facts.rs`).
+const FACT_FILE_CODES: &[&str] = &[codes::NOT_A_FACT, codes::FACT_TYPE];
+
+#[test]
+fn each_case_reports_its_code() {
+    let mut failures = String::new();
+    for (code, source) in CASES {
+        let checked = check_source(source);
+        if !codes(&checked).contains(code) {
+            failures.push_str(&format!(
+                "expected {code} for `{source}`, got:\n{}\n",
+                describe(&checked)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures}");
+}
+
+#[test]
+fn every_code_is_covered() {
+    let covered: BTreeSet<&str> = CASES
+        .iter()
+        .map(|(code, _)| *code)
+        .chain(FACT_FILE_CODES.iter().copied())
+        .collect();
+    let missing: Vec<&str> = codes::ALL
+        .iter()
+        .map(|(code, _)| *code)
+        .filter(|code| !covered.contains(code))
+        .collect();
+    assert!(missing.is_empty(), "codes without a test: {missing:?}");
+}
+
+#[test]
+fn codes_are_unique_and_documented() {
+    let mut seen = BTreeSet::new();
+    let docs = include_str!("../../docs/diagnostics.md");
+    for (code, meaning) in codes::ALL {
+        assert!(seen.insert(*code), "{code} listed twice");
+        assert!(!meaning.is_empty());
+        assert!(docs.contains(code), "{code} is not in docs/diagnostics.md");
+    }
+}
+
+#[test]
+fn all_problems_are_reported_in_one_run() {
+    let checked = check_source(
+        "input q(at: node, n: int);\n\
+         p(L, X) :- q(L, N);\n\
+         r(L) :- q(L, N), notin s(L, M);\n\
+         t(L) :- qq(L, 1);\n\
+         const K = 1; const K = 2;\n",
+    );
+    let found = codes(&checked);
+    for code in [
+        codes::UNBOUND_HEAD_VAR,
+        codes::UNBOUND_NEGATED_VAR,
+        codes::UNKNOWN_RELATION,
+        codes::DUPLICATE_CONST,
+    ] {
+        assert!(
+            found.contains(&code),
+            "missing {code}:\n{}",
+            describe(&checked)
+        );
+    }
+    let mut sorted = checked.diagnostics.clone();
+    graft_language::diagnostic::sort_diagnostics(&mut sorted);
+    assert_eq!(sorted, checked.diagnostics, "diagnostics are sorted");
+}
+
+#[test]
+fn unknown_relation_suggests_a_close_name() {
+    let checked = check_source("input votes(at: node, n: int); p(L, N) :- vots(L, N);");
+    let diagnostic = checked
+        .diagnostics
+        .iter()
+        .find(|diagnostic| diagnostic.code == codes::UNKNOWN_RELATION)
+        .expect("an unknown relation diagnostic");
+    let suggestion = diagnostic.suggestion.as_ref().expect("a suggestion");
+    assert_eq!(suggestion.replacement, "votes");
+    assert!(diagnostic.help.is_some());
+}
+
+#[test]
+fn type_conflict_labels_both_uses() {
+    let source = "input q(at: node, n: int); p(L, N) :- q(L, N); p(\"a\", \"b\");";
+    let checked = check_source(source);
+    let diagnostic = checked
+        .diagnostics
+        .iter()
+        .find(|diagnostic| diagnostic.code == codes::TYPE_CONFLICT)
+        .expect("a type conflict");
+    let labelled: Vec<&str> = diagnostic
+        .labels
+        .iter()
+        .map(|label| &source[label.span.range()])
+        .collect();
+    assert!(labelled.contains(&"int"), "labels: {labelled:?}");
+    assert!(diagnostic.help.is_some());
+}
+
+#[test]
+fn every_diagnostic_has_help() {
+    for (_, source) in CASES {
+        for diagnostic in check_source(source).diagnostics {
+            assert!(
+                diagnostic.help.is_some(),
+                "{} has no help ({source})",
+                diagnostic.code
+            );
+        }
+    }
+}
+
+#[test]
+fn molly_edb_relations_given_as_facts_elsewhere_are_known() {
+    let program = "log(N, P)@next :- log(N, P);\n\
+                   log(N, P) :- bcast(N, P);\n\
+                   ack(S, N, P)@async :- log(N, P), node(N, S);\n";
+    let facts = "node(\"a\", \"b\")@1;\nbcast(\"a\", \"hello\")@1;\n";
+    let checked = check_files(&[("simple.ded", program), ("topology.ded", facts)]);
+    assert!(checked.diagnostics.is_empty(), "{}", describe(&checked));
+    let node = checked.program.relation_by_name("node").expect("node");
+    let types: Vec<_> = checked
+        .program
+        .relation(node)
+        .columns
+        .iter()
+        .map(|c| c.ty)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            graft_compiler::ir::Type::Node,
+            graft_compiler::ir::Type::Node
+        ]
+    );
+}

@@ -1,0 +1,97 @@
+//! The `graft` command-line tool: the only part of graft that reads files, prints, looks at the
+//! environment, or renders diagnostics. Each subcommand lives in `commands/`.
+
+mod commands;
+mod load;
+mod render;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Grow distributed protocols safely.
+///
+/// graft checks, formats and draws protocols written in a Dedalus-style dataflow language (a
+/// typed superset of the dialect Molly accepts).
+#[derive(Parser, Debug)]
+#[command(
+    name = "graft",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    /// When to colour diagnostics.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto)]
+    color: ColorWhen,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Parse, resolve, type-check and stratify a program; report every problem and summarise it.
+    ///
+    /// All files given together form one program (for example a protocol and its assertions);
+    /// `include "path";` is resolved relative to the including file, then relative to the first
+    /// file's directory. Exit status: 0 when there are no errors (warnings allowed), 1 when the
+    /// program has errors, 2 on usage or I/O errors.
+    Check(commands::check::CheckArgs),
+    /// Rewrite files in graft's canonical layout, keeping comments.
+    ///
+    /// Each file is formatted on its own (includes are not followed). A file with syntax errors
+    /// is reported and left untouched. With `--check`, nothing is written: the files that would
+    /// change are named and the exit status is 1 if there are any.
+    Fmt(commands::fmt::FmtArgs),
+    /// Draw the dependency graph between relations, with strata, edge kinds and points of order.
+    Graph(commands::graph::GraphArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ColorWhen {
+    /// Colour when standard error is a terminal.
+    Auto,
+    Always,
+    Never,
+}
+
+/// What a command asks the process to exit with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything is fine.
+    Success,
+    /// The user's program (or file layout, for `fmt --check`) has problems.
+    ProgramErrors,
+}
+
+/// Settings shared by every command.
+pub struct Context {
+    pub color: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let context = Context {
+        color: match cli.color {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
+        },
+    };
+    let result = match cli.command {
+        Command::Check(args) => commands::check::run(&context, &args),
+        Command::Fmt(args) => commands::fmt::run(&context, &args),
+        Command::Graph(args) => commands::graph::run(&context, &args),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::ProgramErrors) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
