@@ -3,6 +3,7 @@
 
 mod commands;
 mod load;
+mod program;
 mod render;
 
 use std::io::IsTerminal;
@@ -46,6 +47,16 @@ enum Command {
     Fmt(commands::fmt::FmtArgs),
     /// Draw the dependency graph between relations, with strata, edge kinds and points of order.
     Graph(commands::graph::GraphArgs),
+    /// Run a program on workloads under a fault schedule and print the facts it derives.
+    ///
+    /// The reference evaluator runs ticks 1..=EOT (or until quiescence), message losses and
+    /// crashes as given. The program and the workload files are checked first: any error
+    /// stops the command before anything runs (exit status 1).
+    Run(commands::run::RunArgs),
+    /// Explain why a fact holds: print its derivation tree (rule firings, messages, carries).
+    ///
+    /// The fact is written as in the language, with its tick: 'decision("C", 1, true)@5'.
+    Explain(commands::explain::ExplainArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -85,6 +96,8 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(&context, &args),
         Command::Fmt(args) => commands::fmt::run(&context, &args),
         Command::Graph(args) => commands::graph::run(&context, &args),
+        Command::Run(args) => commands::run::run(&context, &args),
+        Command::Explain(args) => commands::explain::run(&context, &args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

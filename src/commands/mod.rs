@@ -1,5 +1,7 @@
 //! One module per `graft` subcommand: argument definitions and the command's body.
 
 pub mod check;
+pub mod explain;
 pub mod fmt;
 pub mod graph;
+pub mod run;

@@ -1,0 +1,96 @@
+//! What a run is asked to do: its length, its fault schedule, what to record.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use graft_compiler::ir::RelId;
+use serde::Serialize;
+
+/// How crashed nodes behave.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrashModel {
+    /// Molly's model: a node crashed at tick c sends nothing at ticks ≥ c but still derives
+    /// facts locally.
+    #[default]
+    Molly,
+    /// A node crashed at tick c holds and derives nothing at ticks ≥ c, and messages to it
+    /// from then on are not delivered.
+    Strict,
+}
+
+/// How deductive rules are evaluated within a tick. Both give the same facts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvalStrategy {
+    /// Semi-naive evaluation over precompiled, indexed join plans.
+    #[default]
+    SemiNaive,
+    /// Every rule recomputed over whole relations by nested loops until nothing changes: slow,
+    /// simple, the oracle the semi-naive evaluator is tested against.
+    Naive,
+}
+
+/// Which relations' facts a run keeps for every tick.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum Record {
+    /// Every relation (including the built-in `crash`).
+    #[default]
+    All,
+    /// Only these relations. Provenance, when enabled, still records every relation.
+    Relations(BTreeSet<RelId>),
+}
+
+impl Record {
+    pub fn includes(&self, rel: RelId) -> bool {
+        match self {
+            Record::All => true,
+            Record::Relations(relations) => relations.contains(&rel),
+        }
+    }
+}
+
+/// The parameters of one run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunConfig {
+    /// Run ticks `1..=eot`; `None` runs until quiescence or `max_ticks`.
+    pub eot: Option<u64>,
+    /// The cap on the number of ticks when `eot` is `None` (the CLI's default is 1000).
+    pub max_ticks: u64,
+    /// Nodes in addition to those named by facts (`--nodes`).
+    pub extra_nodes: BTreeSet<String>,
+    /// Message omissions: the messages from `.0` to `.1` sent at tick `.2` are lost.
+    pub drops: BTreeSet<(String, String, u64)>,
+    /// Crashes: node to the tick it crashes at.
+    pub crashes: BTreeMap<String, u64>,
+    pub crash_model: CrashModel,
+    /// Record why-provenance for every fact at every tick.
+    pub provenance: bool,
+    pub record: Record,
+    pub strategy: EvalStrategy,
+}
+
+impl Default for RunConfig {
+    fn default() -> RunConfig {
+        RunConfig {
+            eot: None,
+            max_ticks: 1000,
+            extra_nodes: BTreeSet::new(),
+            drops: BTreeSet::new(),
+            crashes: BTreeMap::new(),
+            crash_model: CrashModel::Molly,
+            provenance: false,
+            record: Record::All,
+            strategy: EvalStrategy::SemiNaive,
+        }
+    }
+}
+
+impl RunConfig {
+    /// A fault-free run of ticks `1..=eot`.
+    pub fn with_eot(eot: u64) -> RunConfig {
+        RunConfig {
+            eot: Some(eot),
+            ..RunConfig::default()
+        }
+    }
+}
