@@ -9,12 +9,14 @@
 //! whole system, as Molly's specifications do.
 
 use graft_language::diagnostic::Diagnostic;
-use graft_language::span::Span;
+use graft_language::span::{FileId, Span};
 
 use crate::codes;
 use crate::ir::{self, Literal, Persistence, RelationOrigin, RuleKind, Term, VarId};
 
-pub(crate) fn check(program: &ir::Program) -> Vec<Diagnostic> {
+/// `molly_files`: files in Molly's dialect, where locality violations are warnings
+/// ([`codes::MOLLY_NON_LOCAL`]) because Molly evaluates bodies over every node at once.
+pub(crate) fn check(program: &ir::Program, molly_files: &[FileId]) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
     let specification = crate::analysis::specification_relations(program);
     for rule in &program.rules {
@@ -31,7 +33,13 @@ pub(crate) fn check(program: &ir::Program) -> Vec<Diagnostic> {
             .copied()
             .unwrap_or(false)
         {
-            locality(program, rule, &mut diagnostics);
+            if molly_files.contains(&rule.span.file) {
+                let mut found = Vec::new();
+                locality(program, rule, &mut found);
+                diagnostics.extend(found.into_iter().map(molly_locality_warning));
+            } else {
+                locality(program, rule, &mut diagnostics);
+            }
         }
         kinds(program, rule, &mut diagnostics);
         singletons(
@@ -198,6 +206,16 @@ fn wildcard_in_expression(span: Span) -> Diagnostic {
         span,
     )
     .with_help("compare or compute with a bound variable or a value")
+}
+
+/// Turns a locality error in a Molly file into a warning that says how the rule is evaluated.
+fn molly_locality_warning(error: Diagnostic) -> Diagnostic {
+    let mut warning = Diagnostic::warning(codes::MOLLY_NON_LOCAL, error.message, error.primary.span)
+        .with_primary_message(error.primary.message)
+        .with_note("Molly's dialect allows this: the rule is evaluated over every node's facts at once, as Molly does")
+        .with_help("in a `.graft` program this is an error: move remote facts with an `@async` rule first");
+    warning.labels = error.labels;
+    warning
 }
 
 fn locality(program: &ir::Program, rule: &ir::Rule, diagnostics: &mut Vec<Diagnostic>) {

@@ -90,6 +90,10 @@ pub const AGGREGATION_CYCLE: &str = "E0602";
 pub const SINGLETON_VAR: &str = "W0701";
 /// A declared relation that no rule, fact or invariant mentions.
 pub const UNUSED_RELATION: &str = "W0702";
+/// A non-local rule in a Molly (`.ded`) file: allowed there, evaluated over every node at once.
+pub const MOLLY_NON_LOCAL: &str = "W0703";
+/// A relation that nothing defines, read only under `notin` in a Molly file: empty, as in Molly.
+pub const MOLLY_UNDEFINED_NEGATED: &str = "W0704";
 
 /// Every code the compiler can emit, with its one-line meaning, in code order.
 pub const ALL: &[(&str, &str)] = &[
@@ -143,4 +147,12 @@ pub const ALL: &[(&str, &str)] = &[
     (AGGREGATION_CYCLE, "cycle through aggregation within a tick"),
     (SINGLETON_VAR, "variable used only once"),
     (UNUSED_RELATION, "declared relation never used"),
+    (
+        MOLLY_NON_LOCAL,
+        "non-local rule in a Molly file, evaluated globally",
+    ),
+    (
+        MOLLY_UNDEFINED_NEGATED,
+        "undefined relation under notin in a Molly file, empty",
+    ),
 ];

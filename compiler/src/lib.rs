@@ -61,8 +61,16 @@ impl Checked {
 /// whose texts are in `sources`.
 pub fn check(sources: &SourceMap, files: &[ast::SourceFile]) -> Checked {
     let (mut program, mut diagnostics) = lower::lower(files);
+    let molly_files: Vec<graft_language::span::FileId> = sources
+        .files()
+        .filter(|(_, file)| file.name.ends_with(".ded"))
+        .map(|(id, _)| id)
+        .collect();
+    relax_molly_undefined_negations(&program, &molly_files, &mut diagnostics);
     diagnostics.extend(types::infer(&mut program));
-    diagnostics.extend(checks::check(&program));
+    // Molly's dialect (`.ded` files) evaluates every body over all nodes at once, so its
+    // programs may break locality; graft files may not.
+    diagnostics.extend(checks::check(&program, &molly_files));
     diagnostics.extend(check_requires(&program));
     analysis::detect_persistence_rules(&mut program);
     let graph = graph::DependencyGraph::build(&program);
@@ -75,6 +83,65 @@ pub fn check(sources: &SourceMap, files: &[ast::SourceFile]) -> Checked {
         analysis,
         diagnostics,
         lines: LineIndex::new(sources),
+    }
+}
+
+/// In Molly's dialect a relation that nothing defines is simply empty (Molly's timeout service
+/// reads `notin timer_cancel(..)` and leaves `timer_cancel` to its users). When every use of
+/// such a relation in a Molly file is under `notin`, its "unknown relation" errors become
+/// warnings ([`codes::MOLLY_UNDEFINED_NEGATED`]) and the relation is empty at every tick.
+fn relax_molly_undefined_negations(
+    program: &ir::Program,
+    molly_files: &[graft_language::span::FileId],
+    diagnostics: &mut [Diagnostic],
+) {
+    if molly_files.is_empty() {
+        return;
+    }
+    let mut only_negated_in_molly = vec![true; program.relations.len()];
+    let mut literals = program
+        .rules
+        .iter()
+        .flat_map(|rule| rule.body.iter())
+        .chain(program.nevers.iter().flat_map(|never| never.body.iter()));
+    for literal in literals.by_ref() {
+        if let ir::Literal::Atom(atom) = literal
+            && (!atom.negated || !molly_files.contains(&atom.span.file))
+            && let Some(flag) = only_negated_in_molly.get_mut(atom.rel.index())
+        {
+            *flag = false;
+        }
+    }
+    for diagnostic in diagnostics.iter_mut() {
+        if diagnostic.code != codes::UNKNOWN_RELATION {
+            continue;
+        }
+        let span = diagnostic.primary.span;
+        let relaxed = program.relations.iter().any(|relation| {
+            relation.origin == ir::RelationOrigin::Unknown
+                && only_negated_in_molly[relation.id.index()]
+                && relation.span.file == span.file
+                && program
+                    .rules
+                    .iter()
+                    .flat_map(|rule| rule.body.iter())
+                    .any(|literal| {
+                        matches!(literal, ir::Literal::Atom(atom)
+                        if atom.rel == relation.id
+                            && atom.span.start <= span.start
+                            && span.end <= atom.span.end)
+                    })
+        });
+        if relaxed {
+            diagnostic.code = codes::MOLLY_UNDEFINED_NEGATED;
+            diagnostic.severity = graft_language::diagnostic::Severity::Warning;
+            diagnostic.message =
+                format!("{}: nothing defines it, so it is empty", diagnostic.message);
+            diagnostic.help = Some(
+                "Molly's dialect reads an undefined relation as empty; give it facts or rules if it should hold".to_owned(),
+            );
+            diagnostic.suggestion = None;
+        }
     }
 }
 

@@ -304,7 +304,11 @@ pub fn render_summary_text(summary: &Summary) -> String {
     for point in &summary.points_of_order {
         // A negation names what it negates; an aggregation or deletion is about the head.
         let operator = if point.relation == point.head {
-            format!("{} in the rule for `{}`", order_name(point.kind), point.head)
+            format!(
+                "{} in the rule for `{}`",
+                order_name(point.kind),
+                point.head
+            )
         } else {
             format!(
                 "{} of `{}` in a rule for `{}`",

@@ -156,8 +156,58 @@ const CASES: &[(&str, &str)] = &[
     (codes::UNUSED_RELATION, "table t(at: node);"),
 ];
 
-/// Codes only produced when checking fact files against a program (see `facts.rs`).
-const FACT_FILE_CODES: &[&str] = &[codes::NOT_A_FACT, codes::FACT_TYPE];
+/// Codes only produced when checking fact files against a program (see `facts.rs`), or only in
+/// Molly files (see `molly_files_may_break_locality_with_a_warning`).
+const FACT_FILE_CODES: &[&str] = &[
+    codes::NOT_A_FACT,
+    codes::FACT_TYPE,
+    codes::MOLLY_NON_LOCAL,
+    codes::MOLLY_UNDEFINED_NEGATED,
+];
+
+#[test]
+fn molly_files_may_break_locality_with_a_warning() {
+    let source = "client(\"c\")@1;\nregistry(\"m\", \"z\")@1;\nknown(Z, C)@async :- client(C), registry(M, Z);\nknown(Z, C)@next :- known(Z, C);\nseen(M) :- registry(M, _), known(\"z\", _);\n";
+    let molly = common::check_files(&[("zk.ded", source)]);
+    let found = codes(&molly);
+    assert!(
+        found.contains(&codes::MOLLY_NON_LOCAL),
+        "{}",
+        describe(&molly)
+    );
+    assert!(!molly.has_errors(), "{}", describe(&molly));
+    let graft = common::check_files(&[("zk.graft", source)]);
+    let found = codes(&graft);
+    assert!(
+        found.contains(&codes::BODY_LOCATIONS_DIFFER),
+        "{}",
+        describe(&graft)
+    );
+    assert!(
+        found.contains(&codes::LOCATION_NOT_VAR),
+        "{}",
+        describe(&graft)
+    );
+    assert!(!found.contains(&codes::MOLLY_NON_LOCAL));
+}
+
+#[test]
+fn molly_files_read_undefined_negated_relations_as_empty() {
+    let source = "t(\"a\", 1)@1;\nlive(N, X) :- t(N, X), notin cancelled(N, X);\n";
+    let molly = common::check_files(&[("svc.ded", source)]);
+    assert!(
+        codes(&molly).contains(&codes::MOLLY_UNDEFINED_NEGATED),
+        "{}",
+        describe(&molly)
+    );
+    assert!(!molly.has_errors(), "{}", describe(&molly));
+    let graft = common::check_files(&[("svc.graft", source)]);
+    assert!(
+        codes(&graft).contains(&codes::UNKNOWN_RELATION),
+        "{}",
+        describe(&graft)
+    );
+}
 
 #[test]
 fn each_case_reports_its_code() {
