@@ -26,6 +26,7 @@ use graft_language::span::Span;
 use crate::EvalError;
 use crate::config::{CrashModel, EvalStrategy, Record, RunConfig};
 use crate::exec::{self, Binding, Source, eval_term};
+use crate::hash::{FastMap, FastSet};
 use crate::naive::{self, View};
 use crate::plan::{self, BodyInfo, IndexRegistry, Plan, Range, Step};
 use crate::result::{
@@ -423,7 +424,7 @@ impl Evaluator {
                 derivation: provenance.then_some(Derivation::Given { span: fact.span }),
             });
         }
-        let mut deletes: HashSet<(RelId, &Tuple)> = HashSet::new();
+        let mut deletes: FastSet<(RelId, &Tuple)> = FastSet::default();
         for item in &carried {
             if let Carried::Delete(rel, tuple) = item {
                 deletes.insert((*rel, tuple));
@@ -713,7 +714,7 @@ impl Evaluator {
         let tick = state.tick;
         let mut carried = Vec::new();
         let mut delivered = Vec::new();
-        let mut sent: HashMap<(Value, RelId, Tuple), Fate> = HashMap::new();
+        let mut sent: FastMap<(Value, RelId, Tuple), Fate> = FastMap::default();
         for index in &self.temporal {
             let rule = &self.rules[*index];
             let (derived, firings) = self.fire_all(rule, state, context);
@@ -890,7 +891,7 @@ fn derive(
 
 /// Whether the base about to be used for the next tick equals the base of this tick.
 fn same_base(next: &[BaseFact], db: &[Store], base_lengths: &[u32]) -> bool {
-    let mut distinct: Vec<HashSet<&Tuple>> = vec![HashSet::new(); db.len()];
+    let mut distinct: Vec<FastSet<&Tuple>> = vec![FastSet::default(); db.len()];
     for fact in next {
         let Some(store) = db.get(fact.rel.index()) else {
             return false;

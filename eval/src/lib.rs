@@ -14,6 +14,7 @@
 mod config;
 mod engine;
 mod exec;
+mod hash;
 mod naive;
 mod plan;
 mod render;

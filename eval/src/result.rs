@@ -4,12 +4,11 @@
 //! position in [`Run::facts`] for that tick and relation). Provenance refers to body facts by
 //! `FactRef`, so walking a derivation tree is a chain of indexed look-ups.
 
-use std::collections::HashMap;
-
 use graft_compiler::ir::{RelId, RuleId, Value};
 use graft_language::span::Span;
 use serde::Serialize;
 
+use crate::hash::FastMap;
 use crate::store::Tuple;
 
 /// One fact at one tick.
@@ -120,7 +119,7 @@ pub struct TickFacts {
     /// not recorded.
     pub relations: Vec<Vec<Tuple>>,
     /// Fact ids by value, kept when provenance is recorded.
-    pub(crate) ids: Option<Vec<HashMap<Tuple, u32>>>,
+    pub(crate) ids: Option<Vec<FastMap<Tuple, u32>>>,
 }
 
 /// Derivations of every fact, by tick, relation and fact id; each list sorted.

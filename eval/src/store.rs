@@ -5,7 +5,7 @@
 //! Which indexes a relation has is decided once per program (see [`crate::plan`]); a store
 //! never builds an index on demand, so every store of a relation has the same index numbers.
 
-use std::collections::HashMap;
+use crate::hash::FastMap;
 use std::sync::Arc;
 
 use graft_compiler::ir::Value;
@@ -18,14 +18,14 @@ pub type Tuple = Arc<[Value]>;
 #[derive(Clone, Debug)]
 pub(crate) struct Index {
     columns: Vec<usize>,
-    map: HashMap<Vec<Value>, Vec<u32>>,
+    map: FastMap<Vec<Value>, Vec<u32>>,
 }
 
 impl Index {
     fn new(columns: Vec<usize>) -> Index {
         Index {
             columns,
-            map: HashMap::new(),
+            map: FastMap::default(),
         }
     }
 
@@ -48,7 +48,7 @@ impl Index {
 #[derive(Clone, Debug)]
 pub(crate) struct Store {
     pub(crate) list: Vec<Tuple>,
-    set: HashMap<Tuple, u32>,
+    set: FastMap<Tuple, u32>,
     indexes: Vec<Index>,
 }
 
@@ -57,7 +57,7 @@ impl Store {
     pub(crate) fn new(index_columns: &[Vec<usize>]) -> Store {
         Store {
             list: Vec::new(),
-            set: HashMap::new(),
+            set: FastMap::default(),
             indexes: index_columns.iter().cloned().map(Index::new).collect(),
         }
     }
@@ -94,7 +94,7 @@ impl Store {
     }
 
     /// Consumes the store, keeping the tuples (and, when `keep_set`, the value-to-id map).
-    pub(crate) fn into_parts(self, keep_set: bool) -> (Vec<Tuple>, Option<HashMap<Tuple, u32>>) {
+    pub(crate) fn into_parts(self, keep_set: bool) -> (Vec<Tuple>, Option<FastMap<Tuple, u32>>) {
         (self.list, keep_set.then_some(self.set))
     }
 }
