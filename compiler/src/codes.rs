@@ -156,3 +156,21 @@ pub const ALL: &[(&str, &str)] = &[
         "undefined relation under notin in a Molly file, empty",
     ),
 ];
+
+/// "1 argument", "3 arguments".
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// The message of [`ARITY_MISMATCH`]: "relation `p` takes 2 arguments, but 1 was given".
+pub fn arity_message(relation: &str, expected: usize, given: usize) -> String {
+    format!(
+        "relation `{relation}` takes {}, but {given} {} given",
+        count(expected, "argument"),
+        if given == 1 { "was" } else { "were" }
+    )
+}

@@ -245,12 +245,7 @@ pub fn check_facts(
             diagnostics.push(
                 Diagnostic::error(
                     codes::ARITY_MISMATCH,
-                    format!(
-                        "relation `{}` takes {} arguments, but {} were given",
-                        relation.name,
-                        relation.arity(),
-                        rule.head.args.len()
-                    ),
+                    codes::arity_message(&relation.name, relation.arity(), rule.head.args.len()),
                     rule.head.span,
                 )
                 .with_help(format!(
@@ -282,7 +277,7 @@ pub fn check_facts(
                 let mut diagnostic = Diagnostic::error(
                     codes::FACT_TYPE,
                     format!(
-                        "column `{}` of `{}` is a `{}`, but this is a `{}`",
+                        "column `{}` of `{}` holds `{}` values, but this is a `{}` value",
                         column.name,
                         relation.name,
                         program.type_name(column.ty),

@@ -523,15 +523,10 @@ impl Lowerer {
             };
             let mut diagnostic = Diagnostic::error(
                 codes::ARITY_MISMATCH,
-                format!(
-                    "relation `{}` takes {} arguments, but {} were given",
-                    name.name,
-                    relation.arity(),
-                    arity
-                ),
+                codes::arity_message(&name.name, relation.arity(), arity),
                 span,
             )
-            .with_primary_message(format!("{arity} arguments"))
+            .with_primary_message(codes::count(arity, "argument"))
             .with_help(format!(
                 "give `{}` exactly {} arguments",
                 name.name,

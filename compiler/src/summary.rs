@@ -301,6 +301,8 @@ pub fn render_summary_text(summary: &Summary) -> String {
     if summary.points_of_order.is_empty() {
         let _ = writeln!(out, "  (none)");
     }
+    // Two negations of one relation in one rule read the same on a line: print it once.
+    let mut printed = std::collections::BTreeSet::new();
     for point in &summary.points_of_order {
         // A negation names what it negates; an aggregation or deletion is about the head.
         let operator = if point.relation == point.head {
@@ -317,8 +319,7 @@ pub fn render_summary_text(summary: &Summary) -> String {
                 point.head
             )
         };
-        let _ = writeln!(
-            out,
+        let line = format!(
             "  {}: {operator}, downstream of async {}",
             point.location,
             point
@@ -328,6 +329,9 @@ pub fn render_summary_text(summary: &Summary) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        if printed.insert(line.clone()) {
+            let _ = writeln!(out, "{line}");
+        }
     }
     let _ = writeln!(
         out,

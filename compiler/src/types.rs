@@ -435,7 +435,10 @@ impl<'p> Inference<'p> {
             };
             let slot = self.push(
                 Infer::of_value(value),
-                Some((fact.span, format!("a `{}` in this fact", value.kind_name()))),
+                Some((
+                    fact.span,
+                    format!("a `{}` value in this fact", value.kind_name()),
+                )),
             );
             if let Err(conflict) = self.unify(slot, column) {
                 let relation = self.program.relation(fact.rel);
