@@ -57,6 +57,20 @@ enum Command {
     ///
     /// The fact is written as in the language, with its tick: 'decision("C", 1, true)@5'.
     Explain(commands::explain::ExplainArgs),
+    /// Rewrite a program into a new version (decouple, partition, batch, quorum), only where
+    /// every precondition holds; a refusal lists every failed precondition (exit status 1).
+    Rewrite(commands::rewrite::RewriteArgs),
+    /// Run every version of a protocol in a directory on every workload, compare the outputs
+    /// with stored snapshots and each rewritten version with the version it came from.
+    Test(commands::test::TestArgs),
+    /// Search for fault schedules (message losses, crashes) that violate the specification.
+    ///
+    /// Lineage-driven fault injection (Molly's LDFI) or random fault injection, under the
+    /// bounds --eot, --eff and --crashes. Specification: Molly's `pre`/`post` at EOT and `never`
+    /// invariants at every tick. Exit status: 0 certified (no counterexample for these bounds
+    /// and inputs), 1 counterexample (or divergence, or program errors), 2 usage or I/O
+    /// errors, 3 inconclusive (a limit stopped the search).
+    Verify(commands::verify::VerifyArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -74,6 +88,8 @@ pub enum Outcome {
     Success,
     /// The user's program (or file layout, for `fmt --check`) has problems.
     ProgramErrors,
+    /// A search ended without a verdict (`graft verify` hit a limit): exit status 3.
+    Inconclusive,
 }
 
 /// Settings shared by every command.
@@ -98,10 +114,14 @@ fn main() -> ExitCode {
         Command::Graph(args) => commands::graph::run(&context, &args),
         Command::Run(args) => commands::run::run(&context, &args),
         Command::Explain(args) => commands::explain::run(&context, &args),
+        Command::Rewrite(args) => commands::rewrite::run(&context, &args),
+        Command::Test(args) => commands::test::run(&context, &args),
+        Command::Verify(args) => commands::verify::run(&context, &args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::ProgramErrors) => ExitCode::from(1),
+        Ok(Outcome::Inconclusive) => ExitCode::from(3),
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)

@@ -4,4 +4,7 @@ pub mod check;
 pub mod explain;
 pub mod fmt;
 pub mod graph;
+pub mod rewrite;
 pub mod run;
+pub mod test;
+pub mod verify;

@@ -1,0 +1,161 @@
+//! Justification records: why a rewrite was allowed and how the new version relates to the
+//! old one. Serialised as JSON (format tag [`crate::JUSTIFICATION_FORMAT`]); the format is
+//! documented in `docs/rewrites.md` and read back by `graft test` and `graft verify
+//! --refines`, so fields are only ever added.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The version a rewrite started from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRef {
+    /// The program's files as named on the command line.
+    pub files: Vec<String>,
+    /// [`crate::content_hash`] of the files' bytes, concatenated in order.
+    pub hash: String,
+}
+
+/// How the outputs of a rewritten version compare with its source's on the same workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Comparison {
+    /// The same output facts at the same ticks, after mapping nodes and relations back.
+    PerTick,
+    /// The same output facts eventually: the set of output facts that ever held, and the set
+    /// at the last tick, after mapping back (outputs may appear later).
+    Eventual,
+    /// Outputs may legitimately differ (a quorum change); only snapshots and invariants apply.
+    None,
+}
+
+impl Comparison {
+    /// The weaker of two comparisons (composition of passes).
+    pub fn weaker(self, other: Comparison) -> Comparison {
+        self.max(other)
+    }
+}
+
+/// A precondition that was checked and holds, with its evidence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Discharged {
+    pub name: String,
+    pub evidence: String,
+}
+
+/// An old name and the names it became.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameMap {
+    pub old: String,
+    pub new: Vec<String>,
+    pub how: String,
+}
+
+/// A rule of the old version and the rules of the new version that replace it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleMap {
+    /// The old rule's id (its index among the old program's rules); `None` for added rules.
+    pub old: Option<u32>,
+    pub old_text: Option<String>,
+    /// Ids in the new program.
+    pub new: Vec<u32>,
+    pub new_text: Vec<String>,
+}
+
+/// One pass's record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PassRecord {
+    /// The pass's stable name.
+    pub pass: String,
+    /// The request in canonical form.
+    pub request: String,
+    pub params: serde_json::Value,
+    /// The safe case that applied (decouple: mutually-independent, monotonic, functional;
+    /// partition: co-hashing, dependencies, partial).
+    pub case: Option<String>,
+    pub preconditions: Vec<Discharged>,
+    pub roles: Vec<NameMap>,
+    pub relations: Vec<NameMap>,
+    /// Relations the pass added (routing tables, outboxes, forwarding channels).
+    #[serde(default)]
+    pub added_relations: Vec<String>,
+    /// Constants whose values changed (quorum).
+    #[serde(default)]
+    pub constants: Vec<NameMap>,
+    pub rules: Vec<RuleMap>,
+    /// New node -> the node it replaces (nodes not listed are unchanged).
+    pub nodes: BTreeMap<String, String>,
+    pub comparison: Comparison,
+}
+
+/// The record of a whole `graft rewrite` invocation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Justification {
+    pub format: String,
+    pub source: SourceRef,
+    /// [`crate::content_hash`] of the produced program's text.
+    pub output_hash: String,
+    pub passes: Vec<PassRecord>,
+    /// Composed over the passes: every new node -> the source node it replaces.
+    pub node_map: BTreeMap<String, String>,
+    /// Composed over the passes: every output relation of the new version -> the source
+    /// relation it is compared with.
+    pub relation_map: BTreeMap<String, String>,
+    /// The weakest comparison of the passes.
+    pub comparison: Comparison,
+}
+
+impl Justification {
+    /// Composes pass records into one justification.
+    pub fn compose(
+        source: SourceRef,
+        output_hash: String,
+        passes: Vec<PassRecord>,
+    ) -> Justification {
+        let mut node_map: BTreeMap<String, String> = BTreeMap::new();
+        let mut relation_map: BTreeMap<String, String> = BTreeMap::new();
+        let mut comparison = Comparison::PerTick;
+        for pass in &passes {
+            comparison = comparison.weaker(pass.comparison);
+            let mut next_nodes = BTreeMap::new();
+            for (new, old) in &pass.nodes {
+                let source = node_map.get(old).cloned().unwrap_or_else(|| old.clone());
+                next_nodes.insert(new.clone(), source);
+            }
+            for (new, old) in node_map {
+                next_nodes.entry(new).or_insert(old);
+            }
+            node_map = next_nodes;
+            let mut next_relations = BTreeMap::new();
+            for map in &pass.relations {
+                for new in &map.new {
+                    let source = relation_map
+                        .get(&map.old)
+                        .cloned()
+                        .unwrap_or_else(|| map.old.clone());
+                    next_relations.insert(new.clone(), source);
+                }
+            }
+            for (new, old) in relation_map {
+                next_relations.entry(new).or_insert(old);
+            }
+            relation_map = next_relations;
+        }
+        Justification {
+            format: crate::JUSTIFICATION_FORMAT.to_owned(),
+            source,
+            output_hash,
+            passes,
+            node_map,
+            relation_map,
+            comparison,
+        }
+    }
+
+    /// Pretty JSON with a final newline.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}

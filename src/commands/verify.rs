@@ -1,0 +1,723 @@
+//! `graft verify`: lineage-driven fault injection (Molly's LDFI) or random fault injection on a
+//! program, its workloads and bounds; refinement against an earlier version (`--refines`);
+//! which supports of the `post` facts a rewrite changed (`--explain-diff`).
+//!
+//! Exit status: 0 certified (no counterexample exists for these bounds and inputs), 1 a
+//! counterexample was found, a refinement diverged, or the program has errors, 2 usage or I/O
+//! errors, 3 inconclusive (a limit stopped the search). Results are cached per program version
+//! (content hash) in `.graft/cache` beside the program (or `--cache DIR`), so that a later
+//! verification, or one of a rewritten version, replays what is known first.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+use graft_verify::diagram::{LineageGraph, spacetime_svg};
+use graft_verify::refine::{self, Mapping};
+use graft_verify::report::{RandomSummary, Report};
+use graft_verify::{
+    Bounds, FaultSet, Progress, Search, SearchOptions, Verdict, Verifier, ViolationKind,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::program::{self, CrashModelArg, Loaded, RunOptions};
+use crate::{Context, Outcome, render};
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The program's files (`.graft` or Molly `.ded`); together they form one program.
+    #[arg(value_name = "FILE", required_unless_present = "explain_diff")]
+    pub files: Vec<String>,
+    /// Workload or topology files: facts added to the program's own.
+    #[arg(long = "facts", value_name = "FILE")]
+    pub facts: Vec<String>,
+    /// End of time: runs evaluate ticks 1..=N, and `post` is checked at N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub eot: u64,
+    /// End of finite failures: messages sent at ticks before N may be lost (0: crashes only).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub eff: u64,
+    /// The most nodes that may crash.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub crashes: usize,
+    /// More nodes, besides the locations named by facts (comma-separated).
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    /// `ldfi`: lineage-driven fault injection; `random`: random fault schedules (baseline).
+    #[arg(long, value_enum, default_value_t = Strategy::Ldfi)]
+    pub strategy: Strategy,
+    /// Random strategy: run N seeds (from --seed) and report the mean executions to the first
+    /// counterexample.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub runs: Option<u64>,
+    /// Random strategy: the seed.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Find every counterexample instead of stopping at the first.
+    #[arg(long)]
+    pub all: bool,
+    /// Stop (inconclusive) after this many runs.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_executions: u64,
+    /// Write artifacts here: per counterexample a spacetime diagram (SVG) and the lineage of
+    /// the violated facts (DOT and SVG), `runs.json` (every run) and `report.json`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<String>,
+    #[arg(long, value_enum, default_value_t = VerifyFormat::Text)]
+    pub format: VerifyFormat,
+    /// Check that this version refines OLD (its files; defaults to the source named in the
+    /// program's rewrite header): same outputs on the same workloads and on the fault schedules
+    /// explored for OLD; then verify it, replaying OLD's counterexamples and fault sets first.
+    #[arg(long, value_name = "OLD", num_args = 0..)]
+    pub refines: Option<Vec<String>>,
+    /// The justification record of the rewrite (relation and node maps) for --refines; by
+    /// default `NEW.justification.json` beside the new program, if it exists.
+    #[arg(long, value_name = "FILE")]
+    pub justification: Option<String>,
+    /// List which supports of the `post` facts the rewrite from OLD to NEW added or removed.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with_all = ["files", "refines"])]
+    pub explain_diff: Vec<String>,
+    /// The cache directory (default: `.graft/cache` beside the first program file).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<String>,
+    /// Neither read nor write the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Strategy {
+    Ldfi,
+    Random,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VerifyFormat {
+    Text,
+    Json,
+}
+
+/// What the cache keeps for one program version.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CacheFile {
+    format: String,
+    version: String,
+    entries: Vec<CacheEntry>,
+}
+
+/// One verification of a version: the inputs it ran on, and what it found.
+#[derive(Debug, Serialize, Deserialize)]
+struct CacheEntry {
+    /// Hash of the workload files, bounds and nodes.
+    key: String,
+    facts: Vec<String>,
+    bounds: Bounds,
+    verdict: Verdict,
+    counterexamples: Vec<FaultSet>,
+    /// Fault sets of good runs, in the order run.
+    explored: Vec<FaultSet>,
+}
+
+const CACHE_FORMAT: &str = "graft-verify-cache/1";
+
+/// FNV-1a (64 bit) as `fnv1a64:` and 16 hex digits: the same version id as rewrite records.
+fn content_hash(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("fnv1a64:{hash:016x}")
+}
+
+fn files_hash(files: &[String]) -> anyhow::Result<String> {
+    let mut bytes = Vec::new();
+    for file in files {
+        bytes.extend(std::fs::read(file).with_context(|| format!("cannot read `{file}`"))?);
+    }
+    Ok(content_hash(&bytes))
+}
+
+struct Prepared {
+    verifier: Verifier,
+    version: String,
+}
+
+fn prepare(
+    context: &Context,
+    files: &[String],
+    args: &VerifyArgs,
+) -> anyhow::Result<Option<Prepared>> {
+    let options = RunOptions {
+        files: files.to_vec(),
+        facts: args.facts.clone(),
+        eot: Some(args.eot),
+        max_ticks: args.eot,
+        nodes: args.nodes.clone(),
+        drops: Vec::new(),
+        crashes: Vec::new(),
+        crash_model: CrashModelArg::Molly,
+    };
+    let Loaded::Ready(loaded) = program::load_and_check(context, &options)? else {
+        return Ok(None);
+    };
+    if !loaded.warnings.is_empty() {
+        render::emit_diagnostics(&loaded.sources, &loaded.warnings, context.color);
+    }
+    let bounds = Bounds {
+        eot: args.eot,
+        eff: args.eff,
+        crashes: args.crashes,
+    };
+    let extra_nodes: BTreeSet<String> = args
+        .nodes
+        .iter()
+        .map(|node| node.trim().trim_matches('"').to_string())
+        .filter(|node| !node.is_empty())
+        .collect();
+    let verifier = Verifier::new(&loaded.checked, loaded.facts.clone(), extra_nodes, bounds)?;
+    Ok(Some(Prepared {
+        verifier,
+        version: files_hash(files)?,
+    }))
+}
+
+fn cache_directory(args: &VerifyArgs, files: &[String]) -> Option<PathBuf> {
+    if args.no_cache {
+        return None;
+    }
+    if let Some(directory) = &args.cache {
+        return Some(PathBuf::from(directory));
+    }
+    let first = files.first()?;
+    let parent = Path::new(first).parent().unwrap_or(Path::new(""));
+    Some(parent.join(".graft").join("cache"))
+}
+
+fn cache_path(directory: &Path, version: &str) -> PathBuf {
+    directory.join(format!("{}.json", version.replace(':', "-")))
+}
+
+fn read_cache(directory: Option<&Path>, version: &str) -> CacheFile {
+    let Some(directory) = directory else {
+        return CacheFile::default();
+    };
+    std::fs::read_to_string(cache_path(directory, version))
+        .ok()
+        .and_then(|text| serde_json::from_str::<CacheFile>(&text).ok())
+        .filter(|cache| cache.format == CACHE_FORMAT)
+        .unwrap_or_default()
+}
+
+fn write_cache(directory: &Path, version: &str, mut cache: CacheFile, entry: CacheEntry) {
+    cache.format = CACHE_FORMAT.to_string();
+    cache.version = version.to_string();
+    cache.entries.retain(|old| old.key != entry.key);
+    cache.entries.push(entry);
+    let written = std::fs::create_dir_all(directory).and_then(|()| {
+        let text = serde_json::to_string_pretty(&cache).unwrap_or_default();
+        std::fs::write(cache_path(directory, version), text + "\n")
+    });
+    if let Err(error) = written {
+        eprintln!(
+            "warning: cannot write the verification cache in `{}`: {error}",
+            directory.display()
+        );
+    }
+}
+
+fn entry_key(args: &VerifyArgs, bounds: &Bounds, nodes: &[String]) -> anyhow::Result<String> {
+    let mut bytes = Vec::new();
+    for file in &args.facts {
+        bytes.extend(std::fs::read(file).with_context(|| format!("cannot read `{file}`"))?);
+        bytes.push(0);
+    }
+    bytes.extend(
+        format!(
+            "{}/{}/{}/{}",
+            bounds.eot,
+            bounds.eff,
+            bounds.crashes,
+            nodes.join(",")
+        )
+        .bytes(),
+    );
+    Ok(content_hash(&bytes))
+}
+
+/// Progress on standard error, only when it is a terminal.
+struct ProgressLine {
+    enabled: bool,
+    shown: bool,
+}
+
+impl ProgressLine {
+    fn new() -> ProgressLine {
+        ProgressLine {
+            enabled: std::io::stderr().is_terminal(),
+            shown: false,
+        }
+    }
+
+    fn update(&mut self, progress: Progress) {
+        if !self.enabled || !progress.executions.is_multiple_of(5) {
+            return;
+        }
+        eprint!(
+            "\rverify: {} executions, {} queued, {} counterexample(s)   ",
+            progress.executions, progress.queued, progress.counterexamples
+        );
+        self.shown = true;
+    }
+
+    fn finish(&mut self) {
+        if self.shown {
+            eprint!("\r{}\r", " ".repeat(70));
+        }
+    }
+}
+
+pub fn run(context: &Context, args: &VerifyArgs) -> anyhow::Result<Outcome> {
+    if let [old, new] = args.explain_diff.as_slice() {
+        return explain_diff(context, args, old, new);
+    }
+    if args.eff > args.eot {
+        bail!(
+            "--eff {} is after --eot {}: omissions must happen before the end of time",
+            args.eff,
+            args.eot
+        );
+    }
+    if args.runs.is_some() && args.strategy != Strategy::Random {
+        bail!("--runs applies to --strategy random");
+    }
+    let Some(new) = prepare(context, &args.files, args)? else {
+        return Ok(Outcome::ProgramErrors);
+    };
+    let verifier = &new.verifier;
+    let cache_dir = cache_directory(args, &args.files);
+    let key = entry_key(args, &verifier.bounds, verifier.nodes())?;
+    let cache = read_cache(cache_dir.as_deref(), &new.version);
+    let mut replay: Vec<FaultSet> = Vec::new();
+    for entry in &cache.entries {
+        replay.extend(entry.counterexamples.iter().cloned());
+    }
+
+    // Refinement against the old version.
+    let mut refinement_text = String::new();
+    let mut refinement_json = serde_json::Value::Null;
+    let mut diverged = false;
+    if let Some(old_files) = &args.refines {
+        let old_files = if old_files.is_empty() {
+            header_source(&args.files)?
+        } else {
+            old_files.clone()
+        };
+        let Some(old) = prepare(context, &old_files, args)? else {
+            return Ok(Outcome::ProgramErrors);
+        };
+        let (mapping, mapping_source) = mapping_for(args, &old.verifier, verifier)?;
+        // Schedules explored for OLD: from its cache, or by verifying it now.
+        let old_cache_dir = cache_directory(args, &old_files);
+        let old_cache = read_cache(old_cache_dir.as_deref(), &old.version);
+        let mut schedules: Vec<FaultSet> = Vec::new();
+        let mut old_known: Vec<FaultSet> = Vec::new();
+        if let Some(entry) = old_cache.entries.iter().find(|entry| entry.key == key) {
+            old_known.extend(entry.counterexamples.iter().cloned());
+            schedules.extend(entry.counterexamples.iter().cloned());
+            schedules.extend(entry.explored.iter().cloned());
+        } else {
+            let options = SearchOptions {
+                all: true,
+                max_executions: args.max_executions,
+                replay: Vec::new(),
+            };
+            let search = old.verifier.ldfi(&options, &mut |_| {})?;
+            old_known.extend(
+                search
+                    .counterexamples
+                    .iter()
+                    .map(|found| found.execution.faults.clone()),
+            );
+            schedules.extend(old_known.iter().cloned());
+            schedules.extend(search.explored.iter().cloned());
+            if let Some(directory) = &old_cache_dir {
+                write_cache(
+                    directory,
+                    &old.version,
+                    old_cache,
+                    cache_entry(args, &key, &verifier.bounds, &search),
+                );
+            }
+        }
+        let comparison = refine::compare(&old.verifier, verifier, &mapping, &schedules)?;
+        let _ = writeln!(
+            refinement_text,
+            "refines {} ({mapping_source}): compared {} relation(s) on {} fault schedule(s)",
+            old_files.join(" "),
+            mapping.relations.len(),
+            comparison.schedules
+        );
+        match &comparison.divergence {
+            None => {
+                let _ = writeln!(refinement_text, "  same outputs at every tick");
+                refinement_json = serde_json::json!({
+                    "old": old_files,
+                    "mapping": mapping_source,
+                    "schedules": comparison.schedules,
+                    "divergence": null,
+                });
+            }
+            Some(divergence) => {
+                diverged = true;
+                let _ = writeln!(
+                    refinement_text,
+                    "  first divergence under {}: `{}` at tick {}",
+                    divergence.faults, divergence.relation, divergence.tick
+                );
+                for fact in &divergence.only_old {
+                    let _ = writeln!(refinement_text, "    only in the old version: {fact}");
+                }
+                for fact in &divergence.only_new {
+                    let _ = writeln!(refinement_text, "    only in the new version: {fact}");
+                }
+                let _ = writeln!(refinement_text, "  old trace:");
+                for line in divergence.old_trace.lines() {
+                    let _ = writeln!(refinement_text, "    {line}");
+                }
+                let _ = writeln!(refinement_text, "  new trace (mapped back):");
+                for line in divergence.new_trace.lines() {
+                    let _ = writeln!(refinement_text, "    {line}");
+                }
+                refinement_json = serde_json::json!({
+                    "old": old_files,
+                    "mapping": mapping_source,
+                    "schedules": comparison.schedules,
+                    "divergence": {
+                        "drops": divergence.faults.drops,
+                        "crashes": divergence.faults.crash_list(),
+                        "tick": divergence.tick,
+                        "relation": divergence.relation,
+                        "only_old": divergence.only_old,
+                        "only_new": divergence.only_new,
+                        "old_trace": divergence.old_trace,
+                        "new_trace": divergence.new_trace,
+                    },
+                });
+            }
+        }
+        // OLD's counterexamples, then its explored fault sets, mapped to NEW's nodes.
+        let mut old_first: Vec<FaultSet> = old_known.iter().map(|f| mapping.schedule(f)).collect();
+        old_first.extend(replay);
+        old_first.extend(schedules.iter().map(|f| mapping.schedule(f)));
+        replay = old_first;
+    }
+
+    let options = SearchOptions {
+        all: args.all,
+        max_executions: args.max_executions,
+        replay,
+    };
+    let mut progress = ProgressLine::new();
+    let start = Instant::now();
+    let (search, random_summary) = match args.strategy {
+        Strategy::Ldfi => (
+            verifier.ldfi(&options, &mut |event| progress.update(event))?,
+            None,
+        ),
+        Strategy::Random => {
+            let runs = args.runs.unwrap_or(1);
+            let mut first: Option<Search> = None;
+            let mut executions = Vec::new();
+            let mut total = 0_u64;
+            let mut found = 0_u64;
+            for index in 0..runs {
+                let seed = args.seed.wrapping_add(index);
+                let search =
+                    verifier.random(&options, seed, &mut |event| progress.update(event))?;
+                executions.push(search.executions);
+                if search.verdict == Verdict::Counterexample {
+                    found += 1;
+                    total += search.executions;
+                }
+                if first.is_none() {
+                    first = Some(search);
+                }
+            }
+            let Some(mut first) = first else {
+                bail!("--runs must be at least 1");
+            };
+            let summary = args.runs.map(|runs| RandomSummary {
+                runs,
+                first_seed: args.seed,
+                found,
+                mean_executions: (found > 0).then(|| total as f64 / found as f64),
+                executions: executions.clone(),
+            });
+            if args.runs.is_some() {
+                first.executions = executions.iter().sum();
+            }
+            (first, summary)
+        }
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    progress.finish();
+
+    let strategy = match args.strategy {
+        Strategy::Ldfi => "ldfi",
+        Strategy::Random => "random",
+    };
+    let mut report = Report::new(
+        strategy,
+        &search,
+        verifier.fault_space().to_string(),
+        verifier.bounds,
+        verifier.nodes().to_vec(),
+    );
+    report.seconds = seconds;
+    report.random = random_summary;
+
+    if let Some(directory) = &cache_dir
+        && args.strategy == Strategy::Ldfi
+    {
+        write_cache(
+            directory,
+            &new.version,
+            cache,
+            cache_entry(args, &key, &verifier.bounds, &search),
+        );
+    }
+    if let Some(out) = &args.out {
+        write_artifacts(Path::new(out), verifier, &search, &report)?;
+    }
+
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        VerifyFormat::Text => {
+            stdout.write_all(refinement_text.as_bytes())?;
+            stdout.write_all(report.text().as_bytes())?;
+        }
+        VerifyFormat::Json => {
+            let mut value = serde_json::to_value(&report)?;
+            if let (Some(object), false) = (value.as_object_mut(), refinement_json.is_null()) {
+                object.insert("refines".to_string(), refinement_json);
+            }
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
+        }
+    }
+    if std::io::stderr().is_terminal() {
+        eprintln!("verify: {} executions in {seconds:.2} s", report.executions);
+    }
+    Ok(match search.verdict {
+        _ if diverged => Outcome::ProgramErrors,
+        Verdict::Counterexample => Outcome::ProgramErrors,
+        Verdict::Certified => Outcome::Success,
+        Verdict::Inconclusive => Outcome::Inconclusive,
+    })
+}
+
+fn cache_entry(args: &VerifyArgs, key: &str, bounds: &Bounds, search: &Search) -> CacheEntry {
+    CacheEntry {
+        key: key.to_string(),
+        facts: args.facts.clone(),
+        bounds: *bounds,
+        verdict: search.verdict,
+        counterexamples: search
+            .counterexamples
+            .iter()
+            .map(|found| found.execution.faults.clone())
+            .collect(),
+        explored: search.explored.clone(),
+    }
+}
+
+/// The source files named in a rewritten program's header
+/// (`// Generated by `graft rewrite` from FILES (HASH).`).
+fn header_source(files: &[String]) -> anyhow::Result<Vec<String>> {
+    let Some(first) = files.first() else {
+        bail!("name the new version's files");
+    };
+    let text = crate::load::read_text(first)?;
+    for line in text.lines().take(20) {
+        let line = line.trim_start_matches('/').trim();
+        if let Some(rest) = line.strip_prefix("Generated by `graft rewrite` from ") {
+            let names = rest.rsplit_once(" (").map_or(rest, |(names, _)| names);
+            let base = Path::new(first).parent().unwrap_or(Path::new(""));
+            return Ok(names
+                .split(", ")
+                .map(|name| {
+                    let path = Path::new(name);
+                    if path.exists() || path.is_absolute() {
+                        name.to_string()
+                    } else {
+                        base.join(path).to_string_lossy().into_owned()
+                    }
+                })
+                .collect());
+        }
+    }
+    bail!(
+        "`{first}` has no rewrite header naming its source: give the old version's files after --refines"
+    )
+}
+
+/// The relation and node mapping: from the justification record when there is one, else the
+/// identity on names. Returns the mapping and a description of where it came from.
+fn mapping_for(
+    args: &VerifyArgs,
+    old: &Verifier,
+    new: &Verifier,
+) -> anyhow::Result<(Mapping, String)> {
+    let default_path = args.files.first().map(|first| {
+        let path = Path::new(first);
+        path.with_extension("justification.json")
+    });
+    let path = match &args.justification {
+        Some(path) => Some(PathBuf::from(path)),
+        None => default_path.filter(|path| path.exists()),
+    };
+    if let Some(path) = path {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
+        let record: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("`{}` is not a justification record", path.display()))?;
+        let mut mapping = Mapping::default();
+        if let Some(relations) = record.get("relation_map").and_then(|map| map.as_object()) {
+            for (new_name, old_name) in relations {
+                if let Some(old_name) = old_name.as_str() {
+                    mapping
+                        .relations
+                        .entry(old_name.to_string())
+                        .or_default()
+                        .insert(new_name.clone());
+                }
+            }
+        }
+        if let Some(nodes) = record.get("node_map").and_then(|map| map.as_object()) {
+            for (new_node, old_node) in nodes {
+                if let Some(old_node) = old_node.as_str() {
+                    mapping.nodes.insert(new_node.clone(), old_node.to_string());
+                }
+            }
+        }
+        // Relations the record does not mention keep their names.
+        let (identity, _) = refine::identity_map(old.program(), new.program());
+        for (old_name, names) in identity.relations {
+            mapping.relations.entry(old_name).or_insert(names);
+        }
+        return Ok((mapping, format!("justification {}", path.display())));
+    }
+    let (mapping, missing) = refine::identity_map(old.program(), new.program());
+    if !missing.is_empty() {
+        bail!(
+            "the new version has no relation named {}; give the rewrite's justification record with --justification",
+            missing
+                .iter()
+                .map(|name| format!("`{name}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok((mapping, "identity mapping".to_string()))
+}
+
+fn explain_diff(
+    context: &Context,
+    args: &VerifyArgs,
+    old: &str,
+    new: &str,
+) -> anyhow::Result<Outcome> {
+    let Some(old) = prepare(context, &[old.to_string()], args)? else {
+        return Ok(Outcome::ProgramErrors);
+    };
+    let Some(new) = prepare(context, &[new.to_string()], args)? else {
+        return Ok(Outcome::ProgramErrors);
+    };
+    let text = refine::explain_diff(&old.verifier, &new.verifier);
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(Outcome::Success)
+}
+
+fn write_artifacts(
+    directory: &Path,
+    verifier: &Verifier,
+    search: &Search,
+    report: &Report,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(directory)
+        .with_context(|| format!("cannot create `{}`", directory.display()))?;
+    let write = |name: &str, text: &str| -> anyhow::Result<()> {
+        let path = directory.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write `{}`", path.display()))
+    };
+    let mut log = String::from("[\n");
+    for (index, record) in search.log.iter().enumerate() {
+        let separator = if index + 1 < search.log.len() {
+            ","
+        } else {
+            ""
+        };
+        let _ = writeln!(log, "{}{separator}", serde_json::to_string(record)?);
+    }
+    log.push_str("]\n");
+    write("runs.json", &log)?;
+    let mut value = serde_json::to_value(report)?;
+    if let Some(object) = value.as_object_mut() {
+        object.remove("seconds");
+    }
+    write(
+        "report.json",
+        &(serde_json::to_string_pretty(&value)? + "\n"),
+    )?;
+    let program = verifier.program();
+    for (index, found) in search.counterexamples.iter().enumerate() {
+        let number = index + 1;
+        let execution = &found.execution;
+        let title = format!(
+            "counterexample {number} (execution {}): {}",
+            found.iteration, execution.faults
+        );
+        write(
+            &format!("counterexample-{number}-spacetime.svg"),
+            &spacetime_svg(program, &execution.run, &execution.faults, &title),
+        )?;
+        // Missing `post` facts are drawn in the failure-free run, with the messages this
+        // schedule loses in red; invariant violations in the violating run.
+        let post_roots: Vec<_> = execution
+            .violations
+            .iter()
+            .filter(|violation| violation.kind == ViolationKind::Post)
+            .flat_map(|violation| violation.facts.iter().copied())
+            .collect();
+        let graph = if post_roots.is_empty() {
+            let roots: Vec<_> = execution
+                .violations
+                .iter()
+                .flat_map(|violation| violation.facts.iter().copied())
+                .collect();
+            LineageGraph::new(program, &execution.run, &roots, &execution.faults, 300)
+        } else {
+            LineageGraph::new(
+                program,
+                verifier.failure_free(),
+                &post_roots,
+                &execution.faults,
+                300,
+            )
+        };
+        let lineage_title = format!("lineage of the violated facts, counterexample {number}");
+        write(
+            &format!("counterexample-{number}-lineage.dot"),
+            &graph.dot(&lineage_title),
+        )?;
+        write(
+            &format!("counterexample-{number}-lineage.svg"),
+            &graph.svg(&lineage_title),
+        )?;
+    }
+    Ok(())
+}

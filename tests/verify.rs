@@ -1,0 +1,415 @@
+//! End-to-end tests of `graft verify`: buggy example versions are caught (their counterexample
+//! reports snapshotted), correct versions are certified at their stated bounds, Molly `.ded`
+//! programs run unchanged, JSON fields, artifacts, the random strategy's determinism, the
+//! cache, `--refines` and `--explain-diff`.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{exit_code, graft, transcript};
+
+fn snapshot_settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_omit_expression(true);
+    settings
+}
+
+/// `graft verify FILE --facts E/topology.facts --facts WORKLOAD BOUNDS... --no-cache`.
+fn verify(file: &str, example: &str, workload: &str, bounds: &[&str]) -> std::process::Output {
+    let topology = format!("examples/{example}/topology.facts");
+    let mut args = vec!["verify", file, "--facts", &topology, "--facts", workload];
+    args.extend_from_slice(bounds);
+    args.push("--no-cache");
+    graft(&args)
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let directory =
+        std::env::temp_dir().join(format!("graft-verify-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).expect("scratch directory");
+    directory
+}
+
+#[test]
+fn buggy_versions_are_caught() {
+    let cases: [(&str, &str, &str, &str, &[&str]); 4] = [
+        (
+            "naive_broadcast",
+            "examples/broadcast-retry/buggy/broadcast-naive.graft",
+            "broadcast-retry",
+            "examples/broadcast-retry/workload.facts",
+            &["--eot", "4", "--eff", "2"],
+        ),
+        (
+            "2pc_blocking",
+            "examples/2pc/buggy/2pc-blocking.graft",
+            "2pc",
+            "examples/2pc/workload.facts",
+            &["--eot", "5", "--crashes", "1"],
+        ),
+        (
+            "paxos_small_quorum",
+            "examples/paxos/buggy/paxos-small-quorum.graft",
+            "paxos",
+            "examples/paxos/workload.facts",
+            &["--eot", "8", "--eff", "5"],
+        ),
+        (
+            "kvs_ack_early",
+            "examples/kvs/buggy/kvs-ack-early.graft",
+            "kvs",
+            "examples/kvs/workload.facts",
+            &["--eot", "7", "--eff", "3"],
+        ),
+    ];
+    snapshot_settings().bind(|| {
+        for (name, file, example, workload, bounds) in cases {
+            let output = verify(file, example, workload, bounds);
+            assert_eq!(exit_code(&output), 1, "{}", transcript(&output));
+            insta::assert_snapshot!(format!("verify__buggy__{name}"), transcript(&output));
+        }
+    });
+}
+
+#[test]
+fn paxos_small_quorum_violates_agreement() {
+    let output = verify(
+        "examples/paxos/buggy/paxos-small-quorum.graft",
+        "paxos",
+        "examples/paxos/workload.facts",
+        &["--eot", "8", "--eff", "5"],
+    );
+    assert_eq!(exit_code(&output), 1, "{}", transcript(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    // The agreement `post` of one proposer is missing because the other learned another value.
+    assert!(
+        text.contains("violates post(\"p1\""),
+        "{}",
+        transcript(&output)
+    );
+    // The same value split also breaks the `never` agreement invariant, which the correct
+    // version keeps at these bounds for this counterexample's faults.
+    let faults = ["--drop", "a1,p2,4", "--drop", "p2,a1,3"];
+    let mut args = vec![
+        "run",
+        "examples/paxos/buggy/paxos-small-quorum.graft",
+        "--facts",
+        "examples/paxos/topology.facts",
+        "--facts",
+        "examples/paxos/workload.facts",
+        "--eot",
+        "8",
+        "--show",
+        "chosen",
+    ];
+    args.extend(faults);
+    let run = graft(&args);
+    let chosen = String::from_utf8_lossy(&run.stdout);
+    assert!(chosen.contains("chosen(\"p1\", \"x\")@8;"), "{chosen}");
+    assert!(chosen.contains("chosen(\"p2\", \"y\")@8;"), "{chosen}");
+    args[1] = "examples/paxos/paxos.graft";
+    let run = graft(&args);
+    let chosen = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        !chosen.contains("\"y\")@8;") || !chosen.contains("\"x\")@8;"),
+        "{chosen}"
+    );
+}
+
+#[test]
+fn correct_versions_are_certified() {
+    let cases: [(&str, &str, &str, &[&str]); 6] = [
+        (
+            "examples/broadcast-retry/broadcast-retry.graft",
+            "broadcast-retry",
+            "examples/broadcast-retry/workload.facts",
+            &["--eot", "4", "--eff", "2"],
+        ),
+        (
+            "examples/broadcast-relay/broadcast-relay.graft",
+            "broadcast-relay",
+            "examples/broadcast-relay/workload.facts",
+            &["--eot", "4", "--crashes", "1"],
+        ),
+        (
+            "examples/broadcast-ack/broadcast-ack.graft",
+            "broadcast-ack",
+            "examples/broadcast-ack/workload.facts",
+            &["--eot", "4", "--eff", "2"],
+        ),
+        (
+            "examples/kvs/kvs.graft",
+            "kvs",
+            "examples/kvs/workload.facts",
+            &["--eot", "7", "--eff", "3"],
+        ),
+        (
+            "examples/paxos/paxos.graft",
+            "paxos",
+            "examples/paxos/buggy/workload-concurrent.facts",
+            &["--eot", "6", "--eff", "2"],
+        ),
+        (
+            "examples/voting/voting.graft",
+            "voting",
+            "examples/voting/workload.facts",
+            &["--eot", "5", "--eff", "2", "--crashes", "1"],
+        ),
+    ];
+    for (file, example, workload, bounds) in cases {
+        let output = verify(file, example, workload, bounds);
+        assert_eq!(exit_code(&output), 0, "{file}: {}", transcript(&output));
+        assert!(String::from_utf8_lossy(&output.stdout).starts_with("verdict: certified"));
+    }
+}
+
+#[test]
+fn molly_programs_run_unchanged() {
+    let relay = graft(&[
+        "verify",
+        "examples/broadcast-relay/relay.ded",
+        "--eot",
+        "4",
+        "--crashes",
+        "1",
+        "--no-cache",
+    ]);
+    assert_eq!(exit_code(&relay), 0, "{}", transcript(&relay));
+    let lossy = graft(&[
+        "verify",
+        "examples/broadcast-relay/relay.ded",
+        "--eot",
+        "3",
+        "--eff",
+        "2",
+        "--no-cache",
+    ]);
+    assert_eq!(exit_code(&lossy), 1, "{}", transcript(&lossy));
+    let two_pc = graft(&[
+        "verify",
+        "examples/2pc/2pc.ded",
+        "--eot",
+        "5",
+        "--crashes",
+        "1",
+        "--no-cache",
+    ]);
+    assert_eq!(exit_code(&two_pc), 1, "{}", transcript(&two_pc));
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("verify__ded__2pc_crash", transcript(&two_pc));
+    });
+}
+
+#[test]
+fn json_output_has_the_documented_fields() {
+    let output = verify(
+        "examples/broadcast-retry/buggy/broadcast-naive.graft",
+        "broadcast-retry",
+        "examples/broadcast-retry/workload.facts",
+        &[
+            "--eot",
+            "3",
+            "--eff",
+            "2",
+            "--crashes",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(exit_code(&output), 1, "{}", transcript(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["verdict"], "counterexample");
+    assert_eq!(report["executions"], 2);
+    assert!(report["seconds"].as_f64().is_some());
+    // n = 3, s = 4, EOT 3, EFF 2, c = 1: 3 · (4^2)^2 · (1 + 4 + 16 + 16) = 28416.
+    assert_eq!(report["fault_space"], "28416");
+    let counterexample = &report["counterexamples"][0];
+    assert_eq!(counterexample["drops"][0]["from"], "a");
+    assert_eq!(counterexample["drops"][0]["tick"], 1);
+    assert!(counterexample["crashes"].is_array());
+    assert_eq!(counterexample["violations"][0]["kind"], "post");
+}
+
+#[test]
+fn artifacts_are_written() {
+    let out = scratch("artifacts");
+    let out_text = out.to_string_lossy().into_owned();
+    let output = verify(
+        "examples/broadcast-retry/buggy/broadcast-naive.graft",
+        "broadcast-retry",
+        "examples/broadcast-retry/workload.facts",
+        &[
+            "--eot",
+            "3",
+            "--eff",
+            "2",
+            "--crashes",
+            "1",
+            "--all",
+            "--out",
+            &out_text,
+        ],
+    );
+    assert_eq!(exit_code(&output), 1, "{}", transcript(&output));
+    let spacetime =
+        std::fs::read_to_string(out.join("counterexample-1-spacetime.svg")).expect("svg");
+    assert!(spacetime.starts_with("<svg") && spacetime.contains("LOST"));
+    let dot = std::fs::read_to_string(out.join("counterexample-1-lineage.dot")).expect("dot");
+    assert!(dot.starts_with("digraph lineage") && dot.contains("style=dashed"));
+    let lineage = std::fs::read_to_string(out.join("counterexample-1-lineage.svg")).expect("svg");
+    assert!(lineage.contains("log(&quot;b&quot;, &quot;a&quot;, &quot;hello&quot;)"));
+    let runs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("runs.json")).expect("runs"))
+            .expect("JSON");
+    assert_eq!(runs[0]["iteration"], 1);
+    assert_eq!(runs[0]["status"], "good");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn random_strategy_is_deterministic() {
+    let args = [
+        "--eot",
+        "5",
+        "--crashes",
+        "1",
+        "--strategy",
+        "random",
+        "--seed",
+        "7",
+        "--runs",
+        "5",
+    ];
+    let first = verify(
+        "examples/2pc/buggy/2pc-blocking.graft",
+        "2pc",
+        "examples/2pc/workload.facts",
+        &args,
+    );
+    let second = verify(
+        "examples/2pc/buggy/2pc-blocking.graft",
+        "2pc",
+        "examples/2pc/workload.facts",
+        &args,
+    );
+    assert_eq!(exit_code(&first), 1, "{}", transcript(&first));
+    assert_eq!(first.stdout, second.stdout);
+    assert!(String::from_utf8_lossy(&first.stdout).contains("random: 5 runs from seed 7"));
+}
+
+#[test]
+fn limits_make_a_search_inconclusive() {
+    let output = verify(
+        "examples/kvs/kvs.graft",
+        "kvs",
+        "examples/kvs/workload.facts",
+        &["--eot", "7", "--eff", "3", "--max-executions", "3"],
+    );
+    assert_eq!(exit_code(&output), 3, "{}", transcript(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("inconclusive: stopped after --max-executions 3")
+    );
+}
+
+#[test]
+fn the_cache_replays_known_counterexamples_first() {
+    let cache = scratch("cache");
+    let cache_text = cache.to_string_lossy().into_owned();
+    let run = || {
+        graft(&[
+            "verify",
+            "examples/2pc/buggy/2pc-blocking.graft",
+            "--facts",
+            "examples/2pc/topology.facts",
+            "--facts",
+            "examples/2pc/workload.facts",
+            "--eot",
+            "5",
+            "--crashes",
+            "1",
+            "--cache",
+            &cache_text,
+        ])
+    };
+    let first = run();
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("3 executions"),
+        "{}",
+        transcript(&first)
+    );
+    let second = run();
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("2 executions"),
+        "{}",
+        transcript(&second)
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn refinement_compares_outputs_and_reports_the_first_divergence() {
+    let same = graft(&[
+        "verify",
+        "examples/2pc/2pc.graft",
+        "--facts",
+        "examples/2pc/topology.facts",
+        "--facts",
+        "examples/2pc/workload.facts",
+        "--eot",
+        "6",
+        "--eff",
+        "2",
+        "--no-cache",
+        "--refines",
+        "examples/2pc/buggy/2pc-blocking.graft",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&same.stdout).contains("same outputs at every tick"),
+        "{}",
+        transcript(&same)
+    );
+    let diverged = graft(&[
+        "verify",
+        "examples/kvs/buggy/kvs-ack-early.graft",
+        "--facts",
+        "examples/kvs/topology.facts",
+        "--facts",
+        "examples/kvs/workload.facts",
+        "--eot",
+        "7",
+        "--eff",
+        "3",
+        "--no-cache",
+        "--refines",
+        "examples/kvs/kvs.graft",
+    ]);
+    assert_eq!(exit_code(&diverged), 1);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("verify__refines__kvs_ack_early", transcript(&diverged));
+    });
+}
+
+#[test]
+fn explain_diff_lists_changed_supports() {
+    let output = graft(&[
+        "verify",
+        "--explain-diff",
+        "examples/kvs/kvs.graft",
+        "examples/kvs/buggy/kvs-ack-early.graft",
+        "--facts",
+        "examples/kvs/topology.facts",
+        "--facts",
+        "examples/kvs/workload.facts",
+        "--eot",
+        "7",
+    ]);
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("verify__explain_diff__kvs", transcript(&output));
+    });
+}

@@ -1,0 +1,210 @@
+//! graft's verifier: lineage-driven fault injection (LDFI, as in Molly), a random
+//! fault-injection baseline, refinement checks between versions, and the artifacts people read
+//! (Lamport diagrams, lineage graphs, run logs).
+//!
+//! [`Verifier::new`] prepares a checked program, its workload facts and the bounds
+//! ([`Bounds`]: EOT, EFF, crashes). [`Verifier::ldfi`] runs Molly's loop: the failure-free run,
+//! the lineage of its `post` facts (and of the facts guarding `never` invariants), the minimal
+//! fault sets that break it ([`lineage`]), each run in turn, re-extracting lineage from good
+//! runs, until a counterexample or an empty queue (a certificate for these bounds and inputs).
+//! [`Verifier::random`] draws fault schedules under the same bounds. [`diagram`] draws runs;
+//! [`refine`] compares two versions.
+//!
+//! Architecture invariant: this crate is deterministic and does no I/O and reads no clock;
+//! the command-line tool times searches, prints, and writes artifacts and caches.
+
+pub mod diagram;
+pub mod faults;
+pub mod lineage;
+mod matcher;
+pub mod random;
+pub mod refine;
+pub mod report;
+pub mod search;
+pub mod spec;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use graft_compiler::Checked;
+use graft_compiler::ir::{self, Value};
+use graft_eval::{CrashModel, EvalError, Evaluator, Run, RunConfig};
+
+pub use faults::{BigCount, Bounds, Crash, Drop, FaultSet, fault_space};
+pub use search::{Counterexample, Progress, RunRecord, Search, SearchOptions, Status, Verdict};
+pub use spec::{Spec, Violation, ViolationKind};
+
+/// Why verification could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{0}")]
+    Eval(#[from] EvalError),
+    #[error("EFF ({eff}) must not exceed EOT ({eot})")]
+    EffAfterEot { eff: u64, eot: u64 },
+    #[error(
+        "the program has no `post` relation and no `never` invariant: there is nothing to verify"
+    )]
+    NothingToVerify,
+    #[error(
+        "`pre` has {pre} columns but `post` has {post}: Molly's specification compares them fact by fact"
+    )]
+    SpecArity { pre: usize, post: usize },
+}
+
+/// One run under a fault schedule, with what it violated.
+#[derive(Clone, Debug)]
+pub struct Execution {
+    pub faults: FaultSet,
+    pub run: Run,
+    pub violations: Vec<Violation>,
+}
+
+/// A program prepared for verification under fixed bounds and inputs.
+pub struct Verifier {
+    evaluator: Evaluator,
+    facts: Vec<ir::Fact>,
+    extra_nodes: BTreeSet<String>,
+    pub bounds: Bounds,
+    nodes: Vec<String>,
+    pub spec: Spec,
+    growth: lineage::Growth,
+    failure_free: Run,
+    expected_post: BTreeSet<Vec<Value>>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Verifier")
+            .field("bounds", &self.bounds)
+            .field("nodes", &self.nodes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// Prepares `checked` (a program without errors) with workload `facts`, nodes beyond those
+    /// the facts name (`extra_nodes`), and the bounds. Runs the failure-free execution.
+    pub fn new(
+        checked: &Checked,
+        facts: Vec<ir::Fact>,
+        extra_nodes: BTreeSet<String>,
+        bounds: Bounds,
+    ) -> Result<Verifier, VerifyError> {
+        if bounds.eff > bounds.eot {
+            return Err(VerifyError::EffAfterEot {
+                eff: bounds.eff,
+                eot: bounds.eot,
+            });
+        }
+        let evaluator = Evaluator::new(checked)?;
+        let spec = Spec::new(checked);
+        let program = evaluator.program();
+        if spec.is_empty(program) {
+            return Err(VerifyError::NothingToVerify);
+        }
+        if let (Some(pre), Some(post)) = (spec.pre, spec.post) {
+            let (pre, post) = (
+                program.relation(pre).arity(),
+                program.relation(post).arity(),
+            );
+            if pre != post {
+                return Err(VerifyError::SpecArity { pre, post });
+            }
+        }
+        let growth = lineage::Growth::new(program);
+        let config = RunConfig {
+            extra_nodes: extra_nodes.clone(),
+            ..RunConfig::with_eot(bounds.eot)
+        };
+        let nodes = evaluator
+            .nodes(&config, &facts)?
+            .iter()
+            .map(lineage::node_name)
+            .collect();
+        let mut verifier = Verifier {
+            evaluator,
+            facts,
+            extra_nodes,
+            bounds,
+            nodes,
+            spec,
+            growth,
+            failure_free: Run {
+                ticks_run: 0,
+                capped: false,
+                nodes: Vec::new(),
+                ticks: Vec::new(),
+                messages: Vec::new(),
+                provenance: None,
+                stats: graft_eval::Stats::default(),
+            },
+            expected_post: BTreeSet::new(),
+        };
+        verifier.failure_free = verifier.run(&FaultSet::default())?;
+        verifier.expected_post = verifier.spec.post_at(&verifier.failure_free, bounds.eot);
+        Ok(verifier)
+    }
+
+    pub fn program(&self) -> &ir::Program {
+        self.evaluator.program()
+    }
+
+    /// The run's nodes, sorted.
+    pub fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    /// The failure-free run (with provenance).
+    pub fn failure_free(&self) -> &Run {
+        &self.failure_free
+    }
+
+    /// The `post` facts of the failure-free run at EOT.
+    pub fn expected_post(&self) -> &BTreeSet<Vec<Value>> {
+        &self.expected_post
+    }
+
+    /// The size of the fault space under the bounds, by Molly's formula.
+    pub fn fault_space(&self) -> BigCount {
+        fault_space(self.nodes.len(), &self.bounds)
+    }
+
+    /// Runs the program under `faults` with provenance (ticks `1..=EOT`, Molly's crash model).
+    pub fn run(&self, faults: &FaultSet) -> Result<Run, VerifyError> {
+        let config = RunConfig {
+            extra_nodes: self.extra_nodes.clone(),
+            drops: faults
+                .drops
+                .iter()
+                .map(|drop| (drop.from.clone(), drop.to.clone(), drop.tick))
+                .collect(),
+            crashes: faults
+                .crashes
+                .clone()
+                .into_iter()
+                .collect::<BTreeMap<_, _>>(),
+            crash_model: CrashModel::Molly,
+            provenance: true,
+            ..RunConfig::with_eot(self.bounds.eot)
+        };
+        Ok(self.evaluator.run(&config, &self.facts)?)
+    }
+
+    /// Runs under `faults` and checks the specification.
+    pub fn execute(&self, faults: &FaultSet) -> Result<Execution, VerifyError> {
+        let run = self.run(faults)?;
+        let violations = self.spec.check(
+            self.program(),
+            &run,
+            Some(&self.failure_free),
+            &self.expected_post,
+            self.bounds.eot,
+        );
+        Ok(Execution {
+            faults: faults.clone(),
+            run,
+            violations,
+        })
+    }
+}

@@ -1,0 +1,319 @@
+//! The LDFI loop (Molly's `Verifier.doVerify`): candidates smallest first, each run and
+//! checked; good runs extend the search with the minimal fault sets that break their own
+//! lineage, seeded with the faults already injected.
+
+use std::collections::BTreeSet;
+
+use graft_compiler::ir::Value;
+use graft_eval::{FactRef, Run};
+use serde::{Deserialize, Serialize};
+
+use crate::faults::{Crash, Drop, FaultSet};
+use crate::lineage::{AtomTable, Lineage, Solutions};
+use crate::spec::{Violation, render};
+use crate::{Execution, Verifier, VerifyError};
+
+/// How a search ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// A run violated the specification.
+    Counterexample,
+    /// Every candidate was explored without a violation: no counterexample exists for these
+    /// bounds and inputs.
+    Certified,
+    /// A limit (`--max-executions`, or the cap on formula size) stopped the search first.
+    Inconclusive,
+}
+
+/// Whether a run was good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Good,
+    Counterexample,
+}
+
+/// One line of the run log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// 1 for the failure-free run.
+    pub iteration: u64,
+    pub status: Status,
+    pub drops: Vec<Drop>,
+    pub crashes: Vec<Crash>,
+    pub violations: Vec<Violation>,
+    /// The `post` facts at EOT.
+    pub post: Vec<String>,
+    /// Messages sent, and lost (by omission or a crashed sender).
+    pub messages_sent: usize,
+    pub messages_lost: usize,
+}
+
+/// A counterexample: the faults and the run they produced.
+#[derive(Clone, Debug)]
+pub struct Counterexample {
+    /// The execution number (1 is the failure-free run).
+    pub iteration: u64,
+    pub execution: Execution,
+}
+
+/// What a search found.
+#[derive(Clone, Debug)]
+pub struct Search {
+    pub verdict: Verdict,
+    /// Runs performed, the failure-free run included.
+    pub executions: u64,
+    pub counterexamples: Vec<Counterexample>,
+    pub log: Vec<RunRecord>,
+    /// The fault sets of good runs, in the order run (for refinement replays and the cache).
+    pub explored: Vec<FaultSet>,
+    /// Why the search is inconclusive, when it is.
+    pub limit: Option<String>,
+}
+
+/// Search limits and seeds.
+#[derive(Clone, Debug)]
+pub struct SearchOptions {
+    /// Keep going after the first counterexample.
+    pub all: bool,
+    /// Stop (inconclusive) after this many runs.
+    pub max_executions: u64,
+    /// Fault sets to run first, in order (earlier counterexamples, minimal fault sets).
+    pub replay: Vec<FaultSet>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> SearchOptions {
+        SearchOptions {
+            all: false,
+            max_executions: 10_000,
+            replay: Vec::new(),
+        }
+    }
+}
+
+/// Reported after every run.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    pub executions: u64,
+    pub queued: usize,
+    pub counterexamples: usize,
+}
+
+/// A record of one execution.
+pub fn record(verifier: &Verifier, iteration: u64, execution: &Execution) -> RunRecord {
+    let program = verifier.program();
+    let post = match verifier.spec.post {
+        Some(post) => {
+            let name = &program.relation(post).name;
+            verifier
+                .spec
+                .post_at(&execution.run, verifier.bounds.eot)
+                .iter()
+                .map(|tuple| render(name, tuple))
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    RunRecord {
+        iteration,
+        status: if execution.violations.is_empty() {
+            Status::Good
+        } else {
+            Status::Counterexample
+        },
+        drops: execution.faults.drops.iter().cloned().collect(),
+        crashes: execution.faults.crash_list(),
+        violations: execution.violations.clone(),
+        post,
+        messages_sent: execution.run.messages.len(),
+        messages_lost: execution
+            .run
+            .messages
+            .iter()
+            .filter(|message| !message.fate.is_delivered())
+            .count(),
+    }
+}
+
+impl Verifier {
+    /// The minimal fault sets that would break `run`'s lineage: for every `post` fact at EOT
+    /// that the failure-free run has and whose `pre` holds, the sets breaking it but not its
+    /// `pre` (those would make the run vacuous); and for every fact guarding a `never`
+    /// invariant, the sets breaking it. Returns the fault sets and whether a formula was
+    /// truncated.
+    pub fn minimal_fault_sets(&self, run: &Run, atoms: &mut AtomTable) -> (Vec<FaultSet>, bool) {
+        let eot = self.bounds.eot;
+        let program = self.program();
+        let mut targets: Vec<(Vec<FactRef>, Option<FactRef>)> = Vec::new();
+        if let Some(post) = self.spec.post {
+            for tuple in self.spec.post_at(run, eot) {
+                if !self.expected_post.contains(&tuple) {
+                    continue;
+                }
+                let pre = self.spec.pre.and_then(|pre| run.find(eot, pre, &tuple));
+                if self.spec.pre.is_some() && pre.is_none() {
+                    continue;
+                }
+                if let Some(fact) = run.find(eot, post, &tuple) {
+                    targets.push((vec![fact], pre));
+                }
+            }
+        }
+        for guard in self.spec.never_guards(program, run) {
+            targets.push((guard, None));
+        }
+        let nodes = self.nodes.clone();
+        let mut lineage = Lineage::new(run, atoms, &self.growth, self.bounds, &nodes);
+        let mut all: Solutions = Vec::new();
+        for (facts, pre) in targets {
+            let solutions = lineage.broken_all(&facts);
+            let vacuous = match pre {
+                Some(pre) => (*lineage.broken(pre)).clone(),
+                None => Vec::new(),
+            };
+            all.extend(
+                solutions
+                    .into_iter()
+                    .filter(|solution| !Lineage::implies_any(solution, &vacuous)),
+            );
+        }
+        let truncated = lineage.truncated;
+        drop(lineage);
+        let all = crate::lineage::minimise(all);
+        let mut sets: Vec<FaultSet> = all
+            .iter()
+            .map(|solution| atoms.fault_set(solution))
+            .filter(|faults| !faults.is_empty())
+            .collect();
+        sets.sort_by(|a, b| a.size().cmp(&b.size()).then_with(|| a.cmp(b)));
+        sets.dedup();
+        (sets, truncated)
+    }
+
+    /// Molly's LDFI loop.
+    pub fn ldfi(
+        &self,
+        options: &SearchOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Search, VerifyError> {
+        let mut atoms = AtomTable::default();
+        let mut search = Search {
+            verdict: Verdict::Certified,
+            executions: 0,
+            counterexamples: Vec::new(),
+            log: Vec::new(),
+            explored: Vec::new(),
+            limit: None,
+        };
+        let mut seen: BTreeSet<FaultSet> = BTreeSet::new();
+        // Replayed sets first (in the given order), then candidates smallest first.
+        let mut replay: Vec<FaultSet> = Vec::new();
+        for faults in &options.replay {
+            let mut faults = faults.clone();
+            faults.normalise();
+            if faults.within(&self.bounds) && !faults.is_empty() && seen.insert(faults.clone()) {
+                replay.push(faults);
+            }
+        }
+        replay.reverse();
+        let mut queue: BTreeSet<(usize, FaultSet)> = BTreeSet::new();
+        let mut truncated = false;
+
+        let failure_free = Execution {
+            faults: FaultSet::default(),
+            run: self.failure_free.clone(),
+            violations: self.spec.check(
+                self.program(),
+                &self.failure_free,
+                Some(&self.failure_free),
+                &self.expected_post,
+                self.bounds.eot,
+            ),
+        };
+        seen.insert(FaultSet::default());
+        let mut next = Some(failure_free);
+        loop {
+            let execution = match next.take() {
+                Some(execution) => execution,
+                None => {
+                    let faults = match replay.pop() {
+                        Some(faults) => faults,
+                        None => match queue.pop_first() {
+                            Some((_, faults)) => faults,
+                            None => break,
+                        },
+                    };
+                    if search.executions >= options.max_executions {
+                        search.limit = Some(format!(
+                            "stopped after --max-executions {} runs with {} candidate(s) left",
+                            options.max_executions,
+                            queue.len() + replay.len() + 1
+                        ));
+                        break;
+                    }
+                    self.execute(&faults)?
+                }
+            };
+            search.executions += 1;
+            let iteration = search.executions;
+            search.log.push(record(self, iteration, &execution));
+            if execution.violations.is_empty() {
+                let (sets, cut) = self.minimal_fault_sets(&execution.run, &mut atoms);
+                truncated |= cut;
+                for extra in sets {
+                    let mut candidate = execution.faults.clone();
+                    candidate.drops.extend(extra.drops);
+                    for (node, tick) in extra.crashes {
+                        let entry = candidate.crashes.entry(node).or_insert(tick);
+                        *entry = (*entry).min(tick);
+                    }
+                    candidate.normalise();
+                    if candidate.within(&self.bounds) && seen.insert(candidate.clone()) {
+                        queue.insert((candidate.size(), candidate));
+                    }
+                }
+                search.explored.push(execution.faults);
+            } else {
+                search.counterexamples.push(Counterexample {
+                    iteration,
+                    execution,
+                });
+                if !options.all {
+                    progress(Progress {
+                        executions: search.executions,
+                        queued: queue.len() + replay.len(),
+                        counterexamples: search.counterexamples.len(),
+                    });
+                    break;
+                }
+            }
+            progress(Progress {
+                executions: search.executions,
+                queued: queue.len() + replay.len(),
+                counterexamples: search.counterexamples.len(),
+            });
+        }
+        search.verdict = if !search.counterexamples.is_empty() {
+            Verdict::Counterexample
+        } else if search.limit.is_some() {
+            Verdict::Inconclusive
+        } else if truncated {
+            search.limit = Some(
+                "a lineage formula had more minimal fault sets than the verifier keeps; lower the bounds"
+                    .to_string(),
+            );
+            Verdict::Inconclusive
+        } else {
+            Verdict::Certified
+        };
+        Ok(search)
+    }
+}
+
+/// The values of a post fact, for reports.
+pub fn values_text(values: &[Value]) -> String {
+    let parts: Vec<String> = values.iter().map(Value::to_string).collect();
+    parts.join(", ")
+}
