@@ -318,11 +318,13 @@ impl Evaluator {
             }
         }
         let last_given = given.keys().next_back().copied().unwrap_or(0);
-        let last_fault = config
+        // A crash at c holds from c on, so tick c already shows the crashed regime; a drop at
+        // t affects only tick t's sends, so the regime changes again after t.
+        let last_crash = config.crashes.values().copied().max().unwrap_or(0);
+        let last_drop = config
             .drops
             .iter()
             .map(|(_, _, tick)| *tick)
-            .chain(config.crashes.values().copied())
             .max()
             .unwrap_or(0);
         let last_pinned = self.pinned.iter().map(|(_, tick)| *tick).max().unwrap_or(0);
@@ -384,7 +386,8 @@ impl Evaluator {
             };
             let quiescent = config.eot.is_none()
                 && tick >= last_given
-                && tick >= last_fault
+                && tick >= last_crash
+                && tick > last_drop
                 && tick > last_pinned
                 && same_base(&next_base, &state.db, &base_lengths);
             let snapshots = self.record(state, &config.record, config.strategy, &mut run);

@@ -398,6 +398,33 @@ fn quiescence_with_a_message_resent_forever() {
 }
 
 #[test]
+fn quiescence_does_not_stop_at_the_tick_of_a_drop() {
+    // `a` starts sending at tick 2 and sends every tick after. The message sent at tick 2 is
+    // lost, so base(3) equals base(2); but the resend at tick 3 arrives, so the run must go on.
+    let program = compile(
+        r#"
+        table link(at: node, peer: node);
+        table armed(at: node);
+        table got(at: node, from: node);
+        input start(at: node);
+        armed(N)@next :- start(N);
+        ping(P, N)@async :- armed(N), link(N, P);
+        got(N, F) :- ping(N, F);
+        "#,
+    );
+    let mut config = RunConfig::default();
+    config.drops.insert(("a".into(), "b".into(), 2));
+    let run = program.run(&config, r#"link("a", "b")@1; start("a")@1;"#);
+    assert_eq!((run.ticks_run, run.capped), (5, false));
+    let got = program.lines(&run, &["got"]);
+    assert_eq!(
+        got.first().map(String::as_str),
+        Some(r#"got("b", "a")@4;"#),
+        "{got:?}"
+    );
+}
+
+#[test]
 fn quiescence_waits_for_scheduled_facts_and_faults() {
     let program = compile(r#"p("a")@5;"#);
     let run = program.run(&RunConfig::default(), "");
