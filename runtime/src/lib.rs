@@ -1,0 +1,422 @@
+//! graft's timely dataflow runtime: a checked program run on timely workers, from one thread
+//! to a cluster of processes, with exactly the reference evaluator's semantics.
+//!
+//! The IR is interpreted, not compiled to Rust per protocol: [`Runtime::new`] takes a checked
+//! program; [`Runtime::run`] builds one differential dataflow whose timestamp is the tick
+//! (see `lower.rs`), runs it to completion under a [`graft_eval::RunConfig`] (end of time,
+//! tick cap, fault schedule, crash model) on an [`Execution`] (threads, processes), and
+//! returns on process 0 the shown facts of every tick in the order `graft run` prints them,
+//! with the number of ticks run and whether the tick cap cut the run — the same
+//! [`graft_eval::ShownFact`]s the reference evaluator's [`graft_eval::shown_facts`] gives.
+//!
+//! Architecture invariant: the runtime sees only the IR (and the strata-free dependency
+//! structure it derives from it), never surface syntax or rewrite internals. It prints
+//! nothing and reads no files: hostfiles are parsed from text the caller read.
+
+mod cluster;
+mod lower;
+mod plan;
+mod value;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use graft_compiler::Checked;
+use graft_compiler::ir::{self, Persistence, RelId, RuleId, RuleKind, Type, Value};
+use graft_eval::{CrashModel, RunConfig, ShowSet, ShownFact};
+
+pub use cluster::{Cluster, DEFAULT_BASE_PORT, Execution, default_addresses, parse_hostfile};
+
+use crate::lower::{Gathered, RunPlan};
+use crate::value::{Interner, Row, Val, collect_string, collect_term_strings};
+
+/// Why a program cannot be run, or a run failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("the program has {errors} error(s); fix them before running it")]
+    ProgramHasErrors { errors: usize },
+    #[error("rule {} uses a variable that no positive body atom binds", rule.0)]
+    UnboundVariable { rule: RuleId },
+    #[error("a fact names relation id {}, which the program does not have", rel.0)]
+    UnknownRelation { rel: RelId },
+    #[error("a fact of `{relation}` has {found} values, but the relation has {expected} columns")]
+    ArityMismatch {
+        relation: String,
+        expected: usize,
+        found: usize,
+    },
+    #[error("hostfile line {line}: `{text}`: {reason}")]
+    Hostfile {
+        line: usize,
+        text: String,
+        reason: String,
+    },
+    #[error(
+        "process index {process} is out of range: the cluster has {processes} process(es), numbered from 0"
+    )]
+    ProcessOutOfRange { process: usize, processes: usize },
+    #[error("cannot listen on `{address}`: {reason}; is another run using this port?")]
+    Listen { address: String, reason: String },
+    #[error(
+        "process {peer} (`{address}`) did not connect within {timeout:?}; start every process of the cluster with the same hostfile, or raise --connect-timeout"
+    )]
+    PeerTimeout {
+        peer: usize,
+        address: String,
+        timeout: Duration,
+    },
+    #[error("cluster networking failed: {0}")]
+    Network(String),
+    #[error("a timely worker failed: {0}")]
+    Timely(String),
+}
+
+/// What a run shows: on process 0 the facts, else nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunOutput {
+    /// Ticks evaluated: `1..=ticks_run`.
+    pub ticks_run: u64,
+    /// The run stopped at `max_ticks` before reaching quiescence (only without `eot`).
+    pub capped: bool,
+    /// The shown facts of every tick, sorted by tick, relation name, then values.
+    pub facts: Vec<ShownFact>,
+}
+
+/// A program ready to run on timely workers.
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    program: ir::Program,
+}
+
+/// A given fact, checked.
+struct GivenFact<'a> {
+    rel: RelId,
+    values: &'a [Value],
+    tick: u64,
+}
+
+impl Runtime {
+    /// Takes a checked program; refuses one whose check reported errors or whose rules cannot
+    /// be planned.
+    pub fn new(checked: &Checked) -> Result<Runtime, RuntimeError> {
+        let errors = checked
+            .diagnostics
+            .iter()
+            .filter(|diagnostic| diagnostic.is_error())
+            .count();
+        if errors > 0 {
+            return Err(RuntimeError::ProgramHasErrors { errors });
+        }
+        let runtime = Runtime {
+            program: checked.program.clone(),
+        };
+        let mut strings = BTreeSet::new();
+        runtime.rule_strings(&mut strings);
+        plan::compile_rules(&runtime.program, &Interner::new(strings))?;
+        Ok(runtime)
+    }
+
+    /// The program being run.
+    pub fn program(&self) -> &ir::Program {
+        &self.program
+    }
+
+    fn rule_strings(&self, strings: &mut BTreeSet<Arc<str>>) {
+        for rule in &self.program.rules {
+            for term in &rule.head.args {
+                collect_term_strings(term, strings);
+            }
+            for literal in &rule.body {
+                match literal {
+                    ir::Literal::Atom(atom) => {
+                        for term in &atom.args {
+                            collect_term_strings(term, strings);
+                        }
+                    }
+                    ir::Literal::Compare(comparison) => {
+                        collect_term_strings(&comparison.lhs, strings);
+                        collect_term_strings(&comparison.rhs, strings);
+                    }
+                }
+            }
+        }
+    }
+
+    fn given<'a>(&'a self, facts: &'a [ir::Fact]) -> Result<Vec<GivenFact<'a>>, RuntimeError> {
+        self.program
+            .facts
+            .iter()
+            .chain(facts)
+            .map(|fact| {
+                let Some(relation) = self.program.relations.get(fact.rel.index()) else {
+                    return Err(RuntimeError::UnknownRelation { rel: fact.rel });
+                };
+                if relation.arity() != fact.values.len() {
+                    return Err(RuntimeError::ArityMismatch {
+                        relation: relation.name.clone(),
+                        expected: relation.arity(),
+                        found: fact.values.len(),
+                    });
+                }
+                Ok(GivenFact {
+                    rel: fact.rel,
+                    values: &fact.values,
+                    tick: fact.tick,
+                })
+            })
+            .collect()
+    }
+
+    /// The run's nodes: the values in location, `node` and role columns of the given facts,
+    /// the extra nodes and the crashed nodes (as the reference evaluator counts them).
+    fn nodes(&self, config: &RunConfig, given: &[GivenFact<'_>]) -> BTreeSet<Value> {
+        let mut nodes = BTreeSet::new();
+        for fact in given {
+            let relation = self.program.relation(fact.rel);
+            for (column, value) in fact.values.iter().enumerate() {
+                let is_node = column == 0
+                    || relation
+                        .columns
+                        .get(column)
+                        .is_some_and(|column| matches!(column.ty, Type::Node | Type::Role(_)));
+                if is_node {
+                    nodes.insert(value.clone());
+                }
+            }
+        }
+        nodes.extend(config.extra_nodes.iter().map(|name| Value::str(name)));
+        nodes.extend(config.crashes.keys().map(|name| Value::str(name)));
+        nodes
+    }
+
+    /// Runs the program on its own facts plus `facts` under `config`, showing `show`.
+    /// Returns the output on process 0 and `None` on the other processes of a cluster.
+    pub fn run(
+        &self,
+        config: &RunConfig,
+        facts: &[ir::Fact],
+        show: &ShowSet,
+        execution: &Execution,
+    ) -> Result<Option<RunOutput>, RuntimeError> {
+        let given = self.given(facts)?;
+        let nodes = self.nodes(config, &given);
+        let mut strings = BTreeSet::new();
+        self.rule_strings(&mut strings);
+        for fact in &given {
+            for value in fact.values {
+                collect_string(value, &mut strings);
+            }
+        }
+        for node in &nodes {
+            collect_string(node, &mut strings);
+        }
+        for (from, to, _) in &config.drops {
+            strings.insert(Arc::from(from.as_str()));
+            strings.insert(Arc::from(to.as_str()));
+        }
+        let interner = Interner::new(strings);
+        let rules = plan::compile_rules(&self.program, &interner)?;
+        let components = plan::components(&self.program, &rules);
+        let relations = self.program.relations.len();
+        let tables: Vec<bool> = self
+            .program
+            .relations
+            .iter()
+            .map(|relation| relation.persistence == Persistence::Table)
+            .collect();
+        let mut feedback = tables.clone();
+        for rule in &rules {
+            if matches!(rule.kind, RuleKind::Next | RuleKind::Async) {
+                feedback[rule.head_rel.index()] = true;
+            }
+        }
+        let horizon = match config.eot {
+            Some(eot) => eot,
+            None => config.max_ticks.saturating_add(1),
+        };
+        let given_rows: Vec<(RelId, Row, u64)> = given
+            .iter()
+            .filter(|fact| (1..=horizon).contains(&fact.tick))
+            .filter_map(|fact| {
+                interner
+                    .row(fact.values)
+                    .map(|row| (fact.rel, row, fact.tick))
+            })
+            .collect();
+        let crash_rel = self
+            .program
+            .relation_by_name(graft_compiler::CRASH)
+            .filter(|rel| self.program.relation(*rel).origin == ir::RelationOrigin::Builtin);
+        let mut crash_facts = Vec::new();
+        if let Some(crash_rel) = crash_rel {
+            for node in &nodes {
+                for (crashed, tick) in &config.crashes {
+                    let values = [
+                        node.clone(),
+                        Value::str(crashed),
+                        Value::Int(i64::try_from(*tick).unwrap_or(i64::MAX)),
+                    ];
+                    if let Some(row) = interner.row(&values) {
+                        crash_facts.push((crash_rel, row));
+                    }
+                }
+            }
+        }
+        let down: Vec<(Row, u64)> = config
+            .crashes
+            .iter()
+            .filter(|(_, tick)| **tick <= horizon)
+            .filter_map(|(node, tick)| {
+                interner
+                    .string(node)
+                    .map(|id| (Row(vec![Val::Str(id)]), (*tick).max(1)))
+            })
+            .collect();
+        let drops: Vec<(Row, u64)> = config
+            .drops
+            .iter()
+            .filter(|(from, to, tick)| from != to && (1..=horizon).contains(tick))
+            .filter_map(|(from, to, tick)| {
+                let from = interner.string(from)?;
+                let to = interner.string(to)?;
+                Some((Row(vec![Val::Str(from), Val::Str(to)]), *tick))
+            })
+            .collect();
+        let shown: Vec<RelId> = show.relations(&self.program).into_iter().collect();
+        let run_plan = Arc::new(RunPlan {
+            relations,
+            rules,
+            components,
+            feedback,
+            tables,
+            given: given_rows,
+            crash_facts,
+            down,
+            drops,
+            strict: config.crash_model == CrashModel::Strict,
+            horizon,
+            shown: shown.clone(),
+        });
+        let results = cluster::execute(execution, move |worker| {
+            let gathered = Rc::new(RefCell::new(Gathered::default()));
+            let plan = Arc::clone(&run_plan);
+            worker.dataflow::<u64, _, _>(|scope| lower::build(scope, &plan, &gathered));
+            while worker.has_dataflows() {
+                worker.step_or_park(None);
+            }
+            (worker.index() == 0).then(|| {
+                let gathered = gathered.take();
+                (gathered.changes, gathered.updates)
+            })
+        })?;
+        let Some((changes, updates)) = results.into_iter().flatten().next() else {
+            return Ok(None);
+        };
+        let (ticks_run, capped) = self.ticks_run(config, &given, &changes);
+        let facts = self.shown_facts(&interner, &shown, updates, ticks_run);
+        Ok(Some(RunOutput {
+            ticks_run,
+            capped,
+            facts,
+        }))
+    }
+
+    /// The run's length, by the reference's rule: with `eot`, `eot`; otherwise the first tick
+    /// t after every given fact, fault and pinned tick at which base(t+1) equals base(t)
+    /// (no base changed at t+1), or `max_ticks` (capped) if there is none.
+    fn ticks_run(
+        &self,
+        config: &RunConfig,
+        given: &[GivenFact<'_>],
+        changes: &BTreeSet<u64>,
+    ) -> (u64, bool) {
+        if let Some(eot) = config.eot {
+            return (eot, false);
+        }
+        let last_given = given.iter().map(|fact| fact.tick).max().unwrap_or(0);
+        // As in the reference: a crash's regime starts at its tick, a drop's ends after it.
+        let last_crash = config.crashes.values().copied().max().unwrap_or(0);
+        let last_drop = config
+            .drops
+            .iter()
+            .map(|(_, _, tick)| *tick)
+            .max()
+            .unwrap_or(0);
+        let last_pinned = self
+            .program
+            .rules
+            .iter()
+            .flat_map(|rule| rule.atoms().filter_map(|(_, atom)| atom.tick))
+            .max()
+            .unwrap_or(0);
+        let first = last_given
+            .max(last_crash)
+            .max(last_drop.saturating_add(1))
+            .max(last_pinned.saturating_add(1))
+            .max(1);
+        let mut tick = first;
+        while tick <= config.max_ticks {
+            if !changes.contains(&(tick + 1)) {
+                return (tick, false);
+            }
+            tick += 1;
+        }
+        (config.max_ticks, true)
+    }
+
+    /// The contents of the shown relations at every tick `1..=ticks_run`, from their updates.
+    fn shown_facts(
+        &self,
+        interner: &Interner,
+        shown: &[RelId],
+        mut updates: Vec<((u32, Row), u64, isize)>,
+        ticks_run: u64,
+    ) -> Vec<ShownFact> {
+        // Relations in name order, so that iterating the contents gives the printed order.
+        let mut by_name: Vec<(&str, RelId)> = shown
+            .iter()
+            .map(|rel| (self.program.relation(*rel).name.as_str(), *rel))
+            .collect();
+        by_name.sort();
+        let rank: BTreeMap<u32, usize> = by_name
+            .iter()
+            .enumerate()
+            .map(|(rank, (_, rel))| (u32::try_from(rel.index()).unwrap_or(u32::MAX), rank))
+            .collect();
+        updates.sort_by_key(|(_, time, _)| *time);
+        let mut contents: BTreeMap<(usize, Row), isize> = BTreeMap::new();
+        let mut facts = Vec::new();
+        let mut pending = updates.into_iter().peekable();
+        for tick in 1..=ticks_run {
+            while let Some(((rel, row), _, diff)) = pending.next_if(|(_, time, _)| *time <= tick) {
+                let Some(rank) = rank.get(&rel) else {
+                    continue;
+                };
+                let key = (*rank, row);
+                let count = contents.get(&key).copied().unwrap_or(0) + diff;
+                if count == 0 {
+                    contents.remove(&key);
+                } else {
+                    contents.insert(key, count);
+                }
+            }
+            for ((rank, row), count) in &contents {
+                if *count <= 0 {
+                    continue;
+                }
+                let Some((name, _)) = by_name.get(*rank) else {
+                    continue;
+                };
+                facts.push(ShownFact {
+                    tick,
+                    relation: (*name).to_owned(),
+                    values: row.0.iter().map(|val| interner.value(*val)).collect(),
+                });
+            }
+        }
+        facts
+    }
+}

@@ -1,0 +1,670 @@
+//! The lowering: one differential dataflow whose timestamp is the tick.
+//!
+//! A relation's collection at time t holds its contents at tick t. Per relation:
+//!
+//! - **base**: the given facts (`+f` at their tick, `−f` at the next), the `crash` facts
+//!   (from tick 1 on), and a feedback variable with a step of one tick that carries the
+//!   `@next` heads, the delivered messages and, for tables, the contents less the
+//!   retractions; `distinct`, and (strict crash model) less the facts at crashed nodes;
+//! - **contents**: the base plus the heads of the deductive rules, `distinct`; relations of a
+//!   recursive component are variables of one `iterate` scope.
+//!
+//! Time-varying conditions are collections too, never filters on the update stream (an
+//! update at t says a fact holds from t on): `down` holds a node from its crash tick on,
+//! `dropped` holds `(from, to)` at exactly the ticks of scheduled omissions, and a pinned
+//! atom `p@k` reads a collection holding p's contents at k from tick k on.
+//!
+//! The feedback is cut at the run's horizon, so runs that never quiesce still end: nothing
+//! at a time after the horizon is fed back.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+
+use differential_dataflow::VecCollection;
+use differential_dataflow::collection::AsCollection;
+use differential_dataflow::lattice::Lattice;
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
+use differential_dataflow::operators::iterate::Variable;
+use differential_dataflow::trace::implementations::ValSpine;
+use graft_compiler::ir::{AggFunc, RelId, RuleKind};
+use timely::dataflow::Scope;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::operator::{Operator, empty};
+use timely::dataflow::operators::vec::{Filter, Map};
+use timely::order::Product;
+use timely::progress::Timestamp;
+
+use crate::plan::{AtomPlan, Component, RulePlan, Step};
+use crate::value::{Row, Val, compare};
+
+/// A timestamp whose outermost coordinate is the tick.
+pub(crate) trait TickTime: Timestamp + Lattice + Ord + Clone {
+    fn tick(&self) -> u64;
+    /// The same time at another tick (inner coordinates kept).
+    fn at_tick(&self, tick: u64) -> Self;
+}
+
+impl TickTime for u64 {
+    fn tick(&self) -> u64 {
+        *self
+    }
+
+    fn at_tick(&self, tick: u64) -> u64 {
+        tick
+    }
+}
+
+impl TickTime for Product<u64, u64> {
+    fn tick(&self) -> u64 {
+        self.outer
+    }
+
+    fn at_tick(&self, tick: u64) -> Self {
+        Product::new(tick, self.inner)
+    }
+}
+
+type Coll<'s, T> = VecCollection<'s, T, Row, isize>;
+type Arr<'s, T> = Arranged<'s, TraceAgent<ValSpine<Row, Row, T, isize>>>;
+
+/// Everything one run's dataflow is built from; the same on every worker.
+#[derive(Clone, Debug)]
+pub(crate) struct RunPlan {
+    pub relations: usize,
+    pub rules: Vec<RulePlan>,
+    pub components: Vec<Component>,
+    /// Per relation: it has a feedback variable (a table, or the head of `@next` or `@async`
+    /// rules).
+    pub feedback: Vec<bool>,
+    pub tables: Vec<bool>,
+    /// Given facts: relation, row, tick (ticks within `1..=horizon`).
+    pub given: Vec<(RelId, Row, u64)>,
+    /// `crash` facts, holding from tick 1 on.
+    pub crash_facts: Vec<(RelId, Row)>,
+    /// Crashed nodes (`[node]`) and their crash ticks.
+    pub down: Vec<(Row, u64)>,
+    /// Omissions: `[from, to]` and the send tick (never `from == to`).
+    pub drops: Vec<(Row, u64)>,
+    pub strict: bool,
+    /// The last tick computed: `eot`, or `max_ticks + 1` (quiescence at `max_ticks` needs the
+    /// base of the tick after it).
+    pub horizon: u64,
+    /// Relations whose contents are gathered for output, by [`RelId`] index.
+    pub shown: Vec<RelId>,
+}
+
+/// What worker 0 gathers while the dataflow runs.
+#[derive(Debug, Default)]
+pub(crate) struct Gathered {
+    /// Ticks at which some relation's base changed.
+    pub changes: BTreeSet<u64>,
+    /// Updates of the shown relations: ((relation index, row), tick, diff).
+    pub updates: Vec<((u32, Row), u64, isize)>,
+}
+
+/// The collections of one scope: relations, and caches of what rules read from them.
+struct Env<'s, T: TickTime> {
+    scope: Scope<'s, T>,
+    rels: Vec<Option<Coll<'s, T>>>,
+    arranged: HashMap<(RelId, Option<u64>, Vec<usize>), Arr<'s, T>>,
+    projected: HashMap<(RelId, Option<u64>, Vec<usize>), Coll<'s, T>>,
+    pinned: HashMap<(RelId, u64), Coll<'s, T>>,
+    /// Nodes from their crash tick on, when rules must not fire at crashed nodes (strict).
+    down: Option<Coll<'s, T>>,
+}
+
+fn empty_collection<'s, T: TickTime>(scope: Scope<'s, T>) -> Coll<'s, T> {
+    empty(scope).as_collection()
+}
+
+fn project(row: &Row, columns: &[usize]) -> Row {
+    Row(columns
+        .iter()
+        .filter_map(|column| row.get(*column))
+        .collect())
+}
+
+impl<'s, T: TickTime> Env<'s, T> {
+    fn new(scope: Scope<'s, T>, relations: usize) -> Env<'s, T> {
+        Env {
+            scope,
+            rels: vec![None; relations],
+            arranged: HashMap::new(),
+            projected: HashMap::new(),
+            pinned: HashMap::new(),
+            down: None,
+        }
+    }
+
+    fn relation(&self, rel: RelId) -> Coll<'s, T> {
+        self.rels
+            .get(rel.index())
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| empty_collection(self.scope))
+    }
+
+    /// The relation as an atom reads it: its contents, or its contents at tick k from tick k
+    /// on (nothing before) when pinned to k.
+    fn read(&mut self, rel: RelId, pinned: Option<u64>) -> Coll<'s, T> {
+        let contents = self.relation(rel);
+        match pinned {
+            None => contents,
+            Some(at) => self
+                .pinned
+                .entry((rel, at))
+                .or_insert_with(|| {
+                    contents
+                        .inner
+                        .filter(move |(_, time, _)| time.tick() <= at)
+                        .as_collection()
+                        .delay(move |time| time.at_tick(at))
+                })
+                .clone(),
+        }
+    }
+
+    /// The relation arranged by the values of `columns`.
+    fn arranged(&mut self, rel: RelId, pinned: Option<u64>, columns: &[usize]) -> Arr<'s, T> {
+        let key = (rel, pinned, columns.to_vec());
+        if let Some(found) = self.arranged.get(&key) {
+            return found.clone();
+        }
+        let owned = columns.to_vec();
+        let arranged = self
+            .read(rel, pinned)
+            .map(move |row| (project(&row, &owned), row))
+            .arrange_by_key();
+        self.arranged.insert(key, arranged.clone());
+        arranged
+    }
+
+    /// The distinct projections of the relation on `columns` (for negation).
+    fn projected(&mut self, rel: RelId, pinned: Option<u64>, columns: &[usize]) -> Coll<'s, T> {
+        let key = (rel, pinned, columns.to_vec());
+        if let Some(found) = self.projected.get(&key) {
+            return found.clone();
+        }
+        let owned = columns.to_vec();
+        let projected = self
+            .read(rel, pinned)
+            .map(move |row| project(&row, &owned))
+            .distinct();
+        self.projected.insert(key, projected.clone());
+        projected
+    }
+
+    /// Every binding of the rule's body (one row of slots each).
+    fn bindings(&mut self, rule: &RulePlan) -> Coll<'s, T> {
+        let mut bindings = self.scan(&rule.first, rule.slots);
+        for step in &rule.steps {
+            bindings = match step {
+                Step::Join(atom) => {
+                    let arranged = self.arranged(atom.rel, atom.pinned, &atom.key_columns);
+                    let key = atom.key.clone();
+                    let bind = atom.bind.clone();
+                    let check = atom.check.clone();
+                    bindings
+                        .flat_map(move |binding| {
+                            let values: Option<Vec<Val>> =
+                                key.iter().map(|expr| expr.eval(&binding.0)).collect();
+                            values.map(|values| (Row(values), binding))
+                        })
+                        .join_core(arranged, move |_key, binding, row| {
+                            extend(binding, row, &bind, &check)
+                        })
+                }
+                Step::Compare { op, lhs, rhs } => {
+                    let (op, lhs, rhs) = (*op, lhs.clone(), rhs.clone());
+                    bindings.filter(move |binding| {
+                        match (lhs.eval(&binding.0), rhs.eval(&binding.0)) {
+                            (Some(lhs), Some(rhs)) => compare(op, lhs, rhs),
+                            _ => false,
+                        }
+                    })
+                }
+                Step::Antijoin {
+                    rel,
+                    pinned,
+                    columns,
+                    key,
+                } => {
+                    let present = self.projected(*rel, *pinned, columns);
+                    let key = key.clone();
+                    bindings
+                        .flat_map(move |binding| {
+                            let values: Option<Vec<Val>> =
+                                key.iter().map(|expr| expr.eval(&binding.0)).collect();
+                            values.map(|values| (Row(values), binding))
+                        })
+                        .antijoin(present)
+                        .map(|(_, binding)| binding)
+                }
+            };
+        }
+        if let Some(down) = self.down.clone() {
+            let location = rule.location;
+            bindings = bindings
+                .flat_map(move |binding| {
+                    binding.get(location).map(|node| (Row(vec![node]), binding))
+                })
+                .antijoin(down)
+                .map(|(_, binding)| binding);
+        }
+        bindings
+    }
+
+    /// The bindings of a body's first atom.
+    fn scan(&mut self, atom: &AtomPlan, slots: usize) -> Coll<'s, T> {
+        let atom = atom.clone();
+        let expected: Vec<Option<Val>> = atom.key.iter().map(|expr| expr.eval(&[])).collect();
+        self.read(atom.rel, atom.pinned).flat_map(move |row| {
+            for (column, value) in atom.key_columns.iter().zip(&expected) {
+                if value.is_none() || row.get(*column) != *value {
+                    return None;
+                }
+            }
+            let empty = Row(vec![Val::Int(0); slots]);
+            extend(&empty, &row, &atom.bind, &atom.check)
+        })
+    }
+
+    /// The heads a rule derives: one per binding, or one per group for an aggregate.
+    fn heads(&mut self, rule: &RulePlan) -> Coll<'s, T> {
+        let bindings = self.bindings(rule);
+        let head = rule.head.clone();
+        let Some(aggregate) = rule.aggregate.clone() else {
+            return bindings.flat_map(move |binding| {
+                let values: Option<Vec<Val>> =
+                    head.iter().map(|expr| expr.eval(&binding.0)).collect();
+                values.map(Row)
+            });
+        };
+        let column = aggregate.column;
+        let func = aggregate.func;
+        bindings
+            .flat_map(move |binding| {
+                let value = binding.get(aggregate.slot)?;
+                let mut key = Vec::with_capacity(head.len());
+                for (index, expr) in head.iter().enumerate() {
+                    if index != column {
+                        key.push(expr.eval(&binding.0)?);
+                    }
+                }
+                Some((Row(key), value))
+            })
+            .reduce(move |_key, values: &[(&Val, isize)], output| {
+                if let Some(result) = aggregate_value(func, values) {
+                    output.push((result, 1));
+                }
+            })
+            .map(move |(key, value)| {
+                let mut values = key.0;
+                values.insert(column.min(values.len()), value);
+                Row(values)
+            })
+    }
+}
+
+/// The aggregate of a group's distinct values (sorted); `None` for a sum that overflows or
+/// is over non-integers.
+fn aggregate_value(func: AggFunc, values: &[(&Val, isize)]) -> Option<Val> {
+    match func {
+        AggFunc::Count => Some(Val::Int(i64::try_from(values.len()).unwrap_or(i64::MAX))),
+        AggFunc::Sum => {
+            let mut total: i64 = 0;
+            for (value, _) in values {
+                let Val::Int(number) = value else {
+                    return None;
+                };
+                total = total.checked_add(*number)?;
+            }
+            Some(Val::Int(total))
+        }
+        AggFunc::Min => values.first().map(|(value, _)| **value),
+        AggFunc::Max => values.last().map(|(value, _)| **value),
+    }
+}
+
+/// A binding extended by a fact of an atom: its bound columns written to their slots, its
+/// repeated variables checked.
+fn extend(
+    binding: &Row,
+    row: &Row,
+    bind: &[(usize, usize)],
+    check: &[(usize, usize)],
+) -> Option<Row> {
+    let mut slots = binding.0.clone();
+    for (column, slot) in bind {
+        *slots.get_mut(*slot)? = row.get(*column)?;
+    }
+    for (column, slot) in check {
+        if row.get(*column)? != *slots.get(*slot)? {
+            return None;
+        }
+    }
+    Some(Row(slots))
+}
+
+/// The raw updates of a worker's share of `items` (every `peers`-th, from `index`).
+fn share<I: Clone>(items: &[I], index: usize, peers: usize) -> impl Iterator<Item = I> + '_ {
+    items
+        .iter()
+        .enumerate()
+        .filter(move |(position, _)| position % peers.max(1) == index)
+        .map(|(_, item)| item.clone())
+}
+
+fn raw_input<'s>(scope: Scope<'s, u64>, updates: Vec<(Row, u64, isize)>) -> Coll<'s, u64> {
+    use differential_dataflow::input::Input;
+    let (_handle, collection) = scope.new_collection_from_raw(updates);
+    collection
+}
+
+/// Builds the run's dataflow in `scope`; worker 0 gathers into `gathered`.
+pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<RefCell<Gathered>>) {
+    let index = scope.index();
+    let peers = scope.peers();
+    let horizon = plan.horizon;
+    let mut env: Env<'s, u64> = Env::new(scope, plan.relations);
+
+    // Time-varying conditions.
+    let down = (!plan.down.is_empty()).then(|| {
+        let updates = share(&plan.down, index, peers)
+            .map(|(row, tick)| (row, tick, 1))
+            .collect();
+        raw_input(scope, updates)
+    });
+    let dropped = (!plan.drops.is_empty()).then(|| {
+        let mut updates = Vec::new();
+        for (row, tick) in share(&plan.drops, index, peers) {
+            updates.push((row.clone(), tick, 1));
+            updates.push((row, tick + 1, -1));
+        }
+        raw_input(scope, updates)
+    });
+    if plan.strict {
+        env.down = down.clone();
+    }
+
+    // Base collections.
+    let mut given: Vec<Vec<(Row, u64, isize)>> = vec![Vec::new(); plan.relations];
+    let mut has_given = vec![false; plan.relations];
+    for (rel, _, _) in &plan.given {
+        has_given[rel.index()] = true;
+    }
+    for (rel, _) in &plan.crash_facts {
+        has_given[rel.index()] = true;
+    }
+    for (rel, row, tick) in share(&plan.given, index, peers) {
+        if let Some(list) = given.get_mut(rel.index()) {
+            list.push((row.clone(), tick, 1));
+            if tick < horizon {
+                list.push((row, tick + 1, -1));
+            }
+        }
+    }
+    for (rel, row) in share(&plan.crash_facts, index, peers) {
+        if let Some(list) = given.get_mut(rel.index()) {
+            list.push((row, 1, 1));
+        }
+    }
+    let mut variables = Vec::new();
+    let mut bases: Vec<Coll<'s, u64>> = Vec::new();
+    for (rel_index, updates) in given.into_iter().enumerate() {
+        let mut sources = Vec::new();
+        if has_given[rel_index] {
+            sources.push(raw_input(scope, updates));
+        }
+        if plan.feedback[rel_index] {
+            let (variable, carried) = Variable::new(scope, 1_u64);
+            variables.push((rel_index, variable));
+            sources.push(carried);
+        }
+        if sources.is_empty() {
+            continue;
+        }
+        let mut base = differential_dataflow::collection::concatenate(scope, sources);
+        if let Some(down) = env.down.clone() {
+            base = base
+                .flat_map(|row| row.get(0).map(|node| (Row(vec![node]), row)))
+                .antijoin(down)
+                .map(|(_, row)| row);
+        }
+        let base = base.distinct();
+        bases.push(base.clone());
+        env.rels[rel_index] = Some(base);
+    }
+
+    // Deductive rules, component by component.
+    for component in &plan.components {
+        build_component(&mut env, plan, component);
+    }
+
+    // Temporal rules: what each relation's variable carries into the next tick.
+    let mut carried: Vec<Vec<Coll<'s, u64>>> = vec![Vec::new(); plan.relations];
+    let mut deleted: Vec<Vec<Coll<'s, u64>>> = vec![Vec::new(); plan.relations];
+    for rule in &plan.rules {
+        let target = rule.head_rel.index();
+        match rule.kind {
+            RuleKind::Deductive => {}
+            RuleKind::Next => {
+                let heads = env.heads(rule);
+                carried[target].push(heads);
+            }
+            RuleKind::Delete => {
+                let heads = env.heads(rule);
+                deleted[target].push(heads);
+            }
+            RuleKind::Async => {
+                let messages = messages(&mut env, rule, down.clone(), dropped.clone());
+                carried[target].push(messages);
+            }
+        }
+    }
+    for (rel_index, variable) in variables {
+        let mut parts = std::mem::take(&mut carried[rel_index]);
+        if plan.tables[rel_index] {
+            let contents = env.relation(RelId::from_index(rel_index));
+            let retractions = std::mem::take(&mut deleted[rel_index]);
+            let kept = if retractions.is_empty() {
+                contents
+            } else {
+                let retracted =
+                    differential_dataflow::collection::concatenate(scope, retractions).distinct();
+                contents
+                    .map(|row| (row, ()))
+                    .antijoin(retracted)
+                    .map(|(row, ())| row)
+            };
+            parts.push(kept);
+        }
+        let next = differential_dataflow::collection::concatenate(scope, parts);
+        let bounded = next
+            .inner
+            .filter(move |(_, time, _)| *time < horizon)
+            .as_collection();
+        variable.set(bounded);
+    }
+
+    // What worker 0 gathers: the ticks at which bases changed, and the shown relations.
+    let changes = differential_dataflow::collection::concatenate(scope, bases)
+        .inner
+        .map(|(_, time, _)| ((), time, 1_isize))
+        .as_collection()
+        .consolidate_stream();
+    let sink = Rc::clone(gathered);
+    changes.inner.sink(
+        Exchange::new(|_: &((), u64, isize)| 0_u64),
+        "GatherChanges",
+        move |(input, _frontier)| {
+            input.for_each(|_capability, data| {
+                let mut gathered = sink.borrow_mut();
+                for ((), time, _) in data.drain(..) {
+                    gathered.changes.insert(time);
+                }
+            });
+        },
+    );
+    let shown: Vec<Coll<'s, u64>> = plan
+        .shown
+        .iter()
+        .map(|rel| {
+            let tag = u32::try_from(rel.index()).unwrap_or(u32::MAX);
+            env.relation(*rel).map(move |row| {
+                let mut tagged = Vec::with_capacity(row.0.len() + 1);
+                tagged.push(Val::Int(i64::from(tag)));
+                tagged.extend(row.0);
+                Row(tagged)
+            })
+        })
+        .collect();
+    let sink = Rc::clone(gathered);
+    differential_dataflow::collection::concatenate(scope, shown)
+        .inner
+        .sink(
+            Exchange::new(|_: &(Row, u64, isize)| 0_u64),
+            "GatherShown",
+            move |(input, _frontier)| {
+                input.for_each(|_capability, data| {
+                    let mut gathered = sink.borrow_mut();
+                    for (mut tagged, time, diff) in data.drain(..) {
+                        let Some(Val::Int(tag)) = tagged.0.first().copied() else {
+                            continue;
+                        };
+                        tagged.0.remove(0);
+                        let tag = u32::try_from(tag).unwrap_or(u32::MAX);
+                        gathered.updates.push(((tag, tagged), time, diff));
+                    }
+                });
+            },
+        );
+}
+
+/// The messages an `@async` rule sends that arrive, as facts at their destination: lost
+/// when the sender is down at the send tick, or when an omission from the sender to the
+/// destination is scheduled at the send tick.
+fn messages<'s>(
+    env: &mut Env<'s, u64>,
+    rule: &RulePlan,
+    down: Option<Coll<'s, u64>>,
+    dropped: Option<Coll<'s, u64>>,
+) -> Coll<'s, u64> {
+    let bindings = env.bindings(rule);
+    let head = rule.head.clone();
+    let location = rule.location;
+    let mut sent = bindings.flat_map(move |binding| {
+        let sender = binding.get(location)?;
+        let values: Option<Vec<Val>> = head.iter().map(|expr| expr.eval(&binding.0)).collect();
+        values.map(|values| (Row(vec![sender]), Row(values)))
+    });
+    if let Some(down) = down {
+        sent = sent.antijoin(down);
+    }
+    let mut delivered = sent.map(|(sender, fact)| {
+        let mut route = sender.0;
+        route.extend(fact.get(0));
+        (Row(route), fact)
+    });
+    if let Some(dropped) = dropped {
+        delivered = delivered.antijoin(dropped);
+    }
+    delivered.map(|(_, fact)| fact)
+}
+
+/// Builds the contents of one component's relations into `env`.
+fn build_component<'s>(env: &mut Env<'s, u64>, plan: &RunPlan, component: &Component) {
+    // Aggregates read complete lower relations: they join the base as seeds.
+    let mut seeds: HashMap<RelId, Vec<Coll<'s, u64>>> = HashMap::new();
+    for rel in &component.relations {
+        if let Some(base) = env.rels[rel.index()].clone() {
+            seeds.entry(*rel).or_default().push(base);
+        }
+    }
+    let mut any_rule = false;
+    for index in &component.aggregates {
+        let rule = &plan.rules[*index];
+        let heads = env.heads(rule);
+        seeds.entry(rule.head_rel).or_default().push(heads);
+        any_rule = true;
+    }
+    if component.rules.is_empty() && !any_rule {
+        return;
+    }
+    let scope = env.scope;
+    if !component.recursive {
+        let mut parts = seeds;
+        for index in &component.rules {
+            let rule = &plan.rules[*index];
+            let heads = env.heads(rule);
+            parts.entry(rule.head_rel).or_default().push(heads);
+        }
+        for (rel, list) in parts {
+            let contents = differential_dataflow::collection::concatenate(scope, list).distinct();
+            env.rels[rel.index()] = Some(contents);
+        }
+        return;
+    }
+    // A recursive component: one iterate scope, a variable per relation.
+    let members: BTreeSet<RelId> = component.relations.iter().copied().collect();
+    let mut reads: BTreeSet<RelId> = BTreeSet::new();
+    for index in &component.rules {
+        for (rel, _) in plan.rules[*index].reads() {
+            if !members.contains(&rel) {
+                reads.insert(rel);
+            }
+        }
+    }
+    let outer_rels: Vec<(RelId, Coll<'s, u64>)> =
+        reads.iter().map(|rel| (*rel, env.relation(*rel))).collect();
+    let outer_down = env.down.clone();
+    let seed_list: Vec<(RelId, Coll<'s, u64>)> = members
+        .iter()
+        .map(|rel| {
+            let list = seeds.remove(rel).unwrap_or_default();
+            let seed = if list.is_empty() {
+                empty_collection(scope)
+            } else {
+                differential_dataflow::collection::concatenate(scope, list)
+            };
+            (*rel, seed)
+        })
+        .collect();
+    let results: Vec<(RelId, Coll<'s, u64>)> = scope.iterative::<u64, _, _>(|inner| {
+        let mut inner_env: Env<'_, Product<u64, u64>> = Env::new(inner, plan.relations);
+        for (rel, collection) in outer_rels {
+            inner_env.rels[rel.index()] = Some(collection.enter(inner));
+        }
+        inner_env.down = outer_down.map(|down| down.enter(inner));
+        let mut variables = Vec::new();
+        let mut entered_seeds = Vec::new();
+        for (rel, seed) in seed_list {
+            let entered = seed.enter(inner);
+            let (variable, current) = Variable::new_from(entered.clone(), Product::new(0, 1));
+            inner_env.rels[rel.index()] = Some(current);
+            variables.push((rel, variable));
+            entered_seeds.push((rel, entered));
+        }
+        let mut parts: HashMap<RelId, Vec<Coll<'_, Product<u64, u64>>>> = HashMap::new();
+        for (rel, seed) in entered_seeds {
+            parts.entry(rel).or_default().push(seed);
+        }
+        for index in &component.rules {
+            let rule = &plan.rules[*index];
+            let heads = inner_env.heads(rule);
+            parts.entry(rule.head_rel).or_default().push(heads);
+        }
+        let mut results = Vec::new();
+        for (rel, variable) in variables {
+            let list = parts.remove(&rel).unwrap_or_default();
+            let next = differential_dataflow::collection::concatenate(inner, list).distinct();
+            variable.set(next.clone());
+            results.push((rel, next.leave(scope)));
+        }
+        results
+    });
+    for (rel, contents) in results {
+        env.rels[rel.index()] = Some(contents);
+    }
+}

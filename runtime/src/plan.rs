@@ -1,0 +1,391 @@
+//! Rules compiled into dataflow plans, and the order in which relations are built.
+//!
+//! A rule's body becomes a pipeline over *bindings* (one slot per variable, plus hidden slots
+//! for arithmetic arguments of atoms): a scan of its first atom, then joins with the other
+//! positive atoms (keyed by their bound columns, the location always first), comparisons and
+//! antijoins with negated atoms, each placed as soon as its variables are bound. The order
+//! is chosen greedily as the reference evaluator does: the positive atom with the most bound
+//! columns next (ties to the earlier atom), every ready filter right after each atom.
+//!
+//! Relations are built in the topological order of the strongly connected components of the
+//! same-tick dependency graph; a component whose rules read the component itself is
+//! recursive and becomes an `iterate` scope.
+
+use graft_compiler::ir::{self, AggFunc, CompareOp, RelId, RuleKind, Term};
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::RuntimeError;
+use crate::value::{Expr, Interner};
+
+/// A positive atom: its relation (pinned to a tick or not) and what it does to a binding.
+#[derive(Clone, Debug)]
+pub(crate) struct AtomPlan {
+    pub rel: RelId,
+    pub pinned: Option<u64>,
+    /// Columns whose value is known before the atom (constants, bound variables, arithmetic
+    /// over bound variables), ascending: the join key. For the first atom, filters.
+    pub key_columns: Vec<usize>,
+    /// The key's values over the binding, one per key column.
+    pub key: Vec<Expr>,
+    /// Columns that bind a slot.
+    pub bind: Vec<(usize, usize)>,
+    /// Columns that must equal a slot bound by an earlier column of the same atom.
+    pub check: Vec<(usize, usize)>,
+}
+
+/// A step after the first atom.
+#[derive(Clone, Debug)]
+pub(crate) enum Step {
+    Join(AtomPlan),
+    Compare {
+        op: CompareOp,
+        lhs: Expr,
+        rhs: Expr,
+    },
+    /// `notin rel(pattern)`: no fact of `rel` has these values in these columns.
+    Antijoin {
+        rel: RelId,
+        pinned: Option<u64>,
+        columns: Vec<usize>,
+        key: Vec<Expr>,
+    },
+}
+
+/// `count<X>` and friends: the head column it fills, the function, the slot of X.
+#[derive(Clone, Debug)]
+pub(crate) struct AggregatePlan {
+    pub column: usize,
+    pub func: AggFunc,
+    pub slot: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct RulePlan {
+    pub kind: RuleKind,
+    pub head_rel: RelId,
+    pub slots: usize,
+    /// The slot of the body's location variable.
+    pub location: usize,
+    pub first: AtomPlan,
+    pub steps: Vec<Step>,
+    pub head: Vec<Expr>,
+    pub aggregate: Option<AggregatePlan>,
+}
+
+impl RulePlan {
+    /// The relations the body reads (positive or negated), with their pinned ticks.
+    pub fn reads(&self) -> impl Iterator<Item = (RelId, Option<u64>)> + '_ {
+        std::iter::once((self.first.rel, self.first.pinned)).chain(self.steps.iter().filter_map(
+            |step| match step {
+                Step::Join(atom) => Some((atom.rel, atom.pinned)),
+                Step::Antijoin { rel, pinned, .. } => Some((*rel, *pinned)),
+                Step::Compare { .. } => None,
+            },
+        ))
+    }
+}
+
+/// A group of relations built together: one strongly connected component of the same-tick
+/// graph, with the deductive rules deriving its relations.
+#[derive(Clone, Debug)]
+pub(crate) struct Component {
+    pub relations: Vec<RelId>,
+    /// Indexes into [`compile_rules`]' result: aggregate rules (their bodies are complete
+    /// lower relations).
+    pub aggregates: Vec<usize>,
+    /// The other deductive rules.
+    pub rules: Vec<usize>,
+    /// Some rule reads a relation of the component itself.
+    pub recursive: bool,
+}
+
+/// Compiles every rule of the program.
+pub(crate) fn compile_rules(
+    program: &ir::Program,
+    interner: &Interner,
+) -> Result<Vec<RulePlan>, RuntimeError> {
+    program
+        .rules
+        .iter()
+        .map(|rule| compile_rule(rule, interner))
+        .collect()
+}
+
+enum Pending<'a> {
+    Compare(CompareOp, Term, Term),
+    Negated(&'a ir::Atom),
+}
+
+impl Pending<'_> {
+    fn ready(&self, bound: &[bool]) -> bool {
+        match self {
+            Pending::Compare(_, lhs, rhs) => all_bound(lhs, bound) && all_bound(rhs, bound),
+            Pending::Negated(atom) => atom.args.iter().all(|arg| all_bound(arg, bound)),
+        }
+    }
+
+    fn into_step(self, interner: &Interner) -> Step {
+        match self {
+            Pending::Compare(op, lhs, rhs) => Step::Compare {
+                op,
+                lhs: Expr::of(&lhs, interner),
+                rhs: Expr::of(&rhs, interner),
+            },
+            Pending::Negated(atom) => {
+                let mut columns = Vec::new();
+                let mut key = Vec::new();
+                for (column, arg) in atom.args.iter().enumerate() {
+                    if !matches!(arg, Term::Wildcard) {
+                        columns.push(column);
+                        key.push(Expr::of(arg, interner));
+                    }
+                }
+                Step::Antijoin {
+                    rel: atom.rel,
+                    pinned: atom.tick,
+                    columns,
+                    key,
+                }
+            }
+        }
+    }
+}
+
+/// Whether every variable of `term` is bound.
+fn all_bound(term: &Term, bound: &[bool]) -> bool {
+    let mut all = true;
+    term.for_each_var(&mut |var| {
+        if !bound.get(var.index()).copied().unwrap_or(false) {
+            all = false;
+        }
+    });
+    all
+}
+
+fn bound_columns(atom: &ir::Atom, bound: &[bool]) -> usize {
+    atom.args
+        .iter()
+        .filter(|arg| match arg {
+            Term::Wildcard => false,
+            Term::Const(_) | Term::NamedConst(..) => true,
+            Term::Var(_) | Term::Arith(..) => all_bound(arg, bound),
+        })
+        .count()
+}
+
+fn compile_rule(rule: &ir::Rule, interner: &Interner) -> Result<RulePlan, RuntimeError> {
+    let unbound = RuntimeError::UnboundVariable { rule: rule.id };
+    let var_count = rule.var_names.len();
+    let mut bound = vec![false; var_count];
+    let mut hidden = 0_usize;
+    let mut remaining: Vec<&ir::Atom> = Vec::new();
+    let mut pending: Vec<Pending<'_>> = Vec::new();
+    for literal in &rule.body {
+        match literal {
+            ir::Literal::Atom(atom) if atom.negated => pending.push(Pending::Negated(atom)),
+            ir::Literal::Atom(atom) => remaining.push(atom),
+            ir::Literal::Compare(comparison) => pending.push(Pending::Compare(
+                comparison.op,
+                comparison.lhs.clone(),
+                comparison.rhs.clone(),
+            )),
+        }
+    }
+    let mut first: Option<AtomPlan> = None;
+    let mut steps = Vec::new();
+    loop {
+        if first.is_some() {
+            let mut index = 0;
+            while index < pending.len() {
+                if pending[index].ready(&bound) {
+                    steps.push(pending.remove(index).into_step(interner));
+                } else {
+                    index += 1;
+                }
+            }
+        }
+        if remaining.is_empty() {
+            break;
+        }
+        let best = remaining
+            .iter()
+            .enumerate()
+            .max_by_key(|(position, atom)| {
+                (bound_columns(atom, &bound), std::cmp::Reverse(*position))
+            })
+            .map_or(0, |(position, _)| position);
+        let atom = remaining.remove(best);
+        let placed = place_atom(
+            atom,
+            &mut bound,
+            &mut hidden,
+            var_count,
+            &mut pending,
+            interner,
+        );
+        match first {
+            None => first = Some(placed),
+            Some(_) => steps.push(Step::Join(placed)),
+        }
+    }
+    let Some(first) = first else {
+        return Err(unbound);
+    };
+    if !pending.is_empty() {
+        return Err(unbound);
+    }
+    let location = rule.location.ok_or(unbound.clone())?.index();
+    let aggregate = rule.head.aggregate.as_ref().map(|aggregate| AggregatePlan {
+        column: aggregate.column,
+        func: aggregate.func,
+        slot: aggregate.var.index(),
+    });
+    let mut head_slots_bound = true;
+    for (column, term) in rule.head.args.iter().enumerate() {
+        if aggregate.as_ref().is_some_and(|plan| plan.column == column) {
+            continue;
+        }
+        head_slots_bound &= all_bound(term, &bound) && !term.has_wildcard();
+    }
+    if !head_slots_bound
+        || aggregate
+            .as_ref()
+            .is_some_and(|plan| !bound.get(plan.slot).copied().unwrap_or(false))
+    {
+        return Err(unbound);
+    }
+    Ok(RulePlan {
+        kind: rule.kind,
+        head_rel: rule.head.rel,
+        slots: var_count + hidden,
+        location,
+        first,
+        steps,
+        head: rule
+            .head
+            .args
+            .iter()
+            .map(|term| Expr::of(term, interner))
+            .collect(),
+        aggregate,
+    })
+}
+
+fn place_atom<'a>(
+    atom: &'a ir::Atom,
+    bound: &mut Vec<bool>,
+    hidden: &mut usize,
+    var_count: usize,
+    pending: &mut Vec<Pending<'a>>,
+    interner: &Interner,
+) -> AtomPlan {
+    let mut key_columns = Vec::new();
+    let mut key = Vec::new();
+    let mut bind: Vec<(usize, usize)> = Vec::new();
+    let mut check = Vec::new();
+    for (column, arg) in atom.args.iter().enumerate() {
+        match arg {
+            Term::Wildcard => {}
+            Term::Var(var) if !bound.get(var.index()).copied().unwrap_or(false) => {
+                if let Some((_, slot)) = bind.iter().find(|(_, slot)| *slot == var.index()) {
+                    check.push((column, *slot));
+                } else {
+                    bind.push((column, var.index()));
+                }
+            }
+            Term::Arith(..) if !all_bound(arg, bound) => {
+                let slot = var_count + *hidden;
+                *hidden += 1;
+                bind.push((column, slot));
+                let hidden_var = ir::VarId::from_index(slot);
+                pending.push(Pending::Compare(
+                    CompareOp::Eq,
+                    Term::Var(hidden_var),
+                    arg.clone(),
+                ));
+            }
+            Term::Var(_) | Term::Arith(..) | Term::Const(_) | Term::NamedConst(..) => {
+                key_columns.push(column);
+                key.push(Expr::of(arg, interner));
+            }
+        }
+    }
+    for (_, slot) in &bind {
+        if bound.len() <= *slot {
+            bound.resize(*slot + 1, false);
+        }
+        bound[*slot] = true;
+    }
+    AtomPlan {
+        rel: atom.rel,
+        pinned: atom.tick,
+        key_columns,
+        key,
+        bind,
+        check,
+    }
+}
+
+/// The components of the same-tick graph in topological order (every relation a component
+/// reads comes from an earlier component or the component itself).
+pub(crate) fn components(program: &ir::Program, rules: &[RulePlan]) -> Vec<Component> {
+    let count = program.relations.len();
+    let mut graph: DiGraph<(), ()> = DiGraph::with_capacity(count, rules.len());
+    for _ in 0..count {
+        graph.add_node(());
+    }
+    for rule in rules.iter().filter(|rule| rule.kind == RuleKind::Deductive) {
+        for (rel, _) in rule.reads() {
+            if rel.index() < count && rule.head_rel.index() < count {
+                graph.add_edge(
+                    NodeIndex::new(rel.index()),
+                    NodeIndex::new(rule.head_rel.index()),
+                    (),
+                );
+            }
+        }
+    }
+    let mut sccs = petgraph::algo::tarjan_scc(&graph);
+    sccs.reverse();
+    let mut component_of = vec![0_usize; count];
+    for (index, scc) in sccs.iter().enumerate() {
+        for node in scc {
+            component_of[node.index()] = index;
+        }
+    }
+    let mut components: Vec<Component> = sccs
+        .iter()
+        .map(|scc| {
+            let mut relations: Vec<RelId> = scc
+                .iter()
+                .map(|node| RelId::from_index(node.index()))
+                .collect();
+            relations.sort();
+            Component {
+                relations,
+                aggregates: Vec::new(),
+                rules: Vec::new(),
+                recursive: false,
+            }
+        })
+        .collect();
+    for (index, rule) in rules.iter().enumerate() {
+        if rule.kind != RuleKind::Deductive {
+            continue;
+        }
+        let Some(&component) = component_of.get(rule.head_rel.index()) else {
+            continue;
+        };
+        let recursive = rule
+            .reads()
+            .any(|(rel, _)| component_of.get(rel.index()) == Some(&component));
+        let entry = &mut components[component];
+        if rule.aggregate.is_some() {
+            entry.aggregates.push(index);
+        } else {
+            entry.rules.push(index);
+        }
+        entry.recursive |= recursive;
+    }
+    components
+}

@@ -1,0 +1,163 @@
+//! Helpers shared by the runtime's tests: load the examples (or inline programs), run them on
+//! both engines, and report the first difference.
+
+#![allow(
+    dead_code,
+    reason = "each test file uses a different subset of the helpers"
+)]
+
+use std::path::{Path, PathBuf};
+
+use graft_compiler::Checked;
+use graft_compiler::ir;
+use graft_eval::{Evaluator, Record, RunConfig, ShowSet, ShownFact, render_fact};
+use graft_runtime::{Execution, Runtime};
+
+/// A checked program with its workload facts.
+pub struct Loaded {
+    pub checked: Checked,
+    pub facts: Vec<ir::Fact>,
+}
+
+/// The repository's root directory.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn read(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|error| format!("cannot read `{path}`: {error}"))
+}
+
+/// Loads and checks program files and facts files; `Err` describes any error diagnostic.
+pub fn load(program: &[String], facts: &[String]) -> Result<Loaded, String> {
+    let mut reader = |path: &str| read(path);
+    let mut loaded = graft_language::loader::load_program(program, &mut reader);
+    let checked = graft_compiler::check(&loaded.sources, &loaded.files);
+    let mut errors: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .chain(&checked.diagnostics)
+        .filter(|diagnostic| diagnostic.is_error())
+        .map(|diagnostic| format!("{} {}", diagnostic.code, diagnostic.message))
+        .collect();
+    let mut files = Vec::new();
+    for path in facts {
+        let text = read(path)?;
+        let id = loaded.sources.add(path.clone(), text.clone());
+        let parsed = graft_language::parse(id, &text);
+        errors.extend(
+            parsed
+                .diagnostics
+                .iter()
+                .filter(|diagnostic| diagnostic.is_error())
+                .map(|diagnostic| format!("{} {}", diagnostic.code, diagnostic.message)),
+        );
+        files.push(parsed.file);
+    }
+    if !errors.is_empty() {
+        return Err(errors.join("; "));
+    }
+    let (facts, diagnostics) = graft_compiler::check_facts(&checked.program, &files);
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.is_error())
+        .map(|diagnostic| format!("{} {}", diagnostic.code, diagnostic.message))
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors.join("; "));
+    }
+    Ok(Loaded { checked, facts })
+}
+
+/// Parses and checks an inline program and workload.
+pub fn load_inline(program: &str, workload: &str) -> Result<Loaded, String> {
+    let directory = std::env::temp_dir().join(format!("graft-runtime-test-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).map_err(|error| error.to_string())?;
+    let unique = format!("{:?}", std::thread::current().id())
+        .replace(|character: char| !character.is_ascii_alphanumeric(), "");
+    let program_path = directory.join(format!("program-{unique}.graft"));
+    let facts_path = directory.join(format!("facts-{unique}.facts"));
+    std::fs::write(&program_path, program).map_err(|error| error.to_string())?;
+    std::fs::write(&facts_path, workload).map_err(|error| error.to_string())?;
+    load(
+        &[program_path.display().to_string()],
+        &[facts_path.display().to_string()],
+    )
+}
+
+/// The rendered lines of shown facts.
+pub fn render(facts: &[ShownFact]) -> Vec<String> {
+    facts
+        .iter()
+        .map(|fact| render_fact(&fact.relation, &fact.values, fact.tick))
+        .collect()
+}
+
+/// The first difference between two renderings, with context.
+pub fn first_difference(expected: &[String], actual: &[String]) -> Option<String> {
+    let position = expected
+        .iter()
+        .zip(actual)
+        .position(|(left, right)| left != right)
+        .or_else(|| (expected.len() != actual.len()).then(|| expected.len().min(actual.len())))?;
+    let start = position.saturating_sub(3);
+    let show = |lines: &[String]| {
+        lines
+            .iter()
+            .skip(start)
+            .take(8)
+            .map(|line| format!("    {line}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    Some(format!(
+        "first difference at line {} ({} lines expected, {} found)\n  reference:\n{}\n  timely:\n{}",
+        position + 1,
+        expected.len(),
+        actual.len(),
+        show(expected),
+        show(actual)
+    ))
+}
+
+/// Runs both engines; `Err` holds the difference (printed first) or an engine's error.
+pub fn compare(
+    loaded: &Loaded,
+    config: &RunConfig,
+    show: &ShowSet,
+    workers: usize,
+) -> Result<usize, String> {
+    let evaluator = Evaluator::new(&loaded.checked).map_err(|error| error.to_string())?;
+    let mut reference_config = config.clone();
+    reference_config.record = Record::Relations(show.relations(&loaded.checked.program));
+    let run = evaluator
+        .run(&reference_config, &loaded.facts)
+        .map_err(|error| format!("reference: {error}"))?;
+    let expected = render(&graft_eval::shown_facts(
+        &loaded.checked.program,
+        &run,
+        show,
+    ));
+    let runtime = Runtime::new(&loaded.checked).map_err(|error| format!("timely: {error}"))?;
+    let execution = Execution {
+        workers,
+        cluster: None,
+    };
+    let output = runtime
+        .run(config, &loaded.facts, show, &execution)
+        .map_err(|error| format!("timely: {error}"))?
+        .ok_or("timely: no output on process 0")?;
+    let actual = render(&output.facts);
+    if let Some(difference) = first_difference(&expected, &actual) {
+        return Err(difference);
+    }
+    if (output.ticks_run, output.capped) != (run.ticks_run, run.capped) {
+        return Err(format!(
+            "ticks run: reference {} (capped {}), timely {} (capped {})",
+            run.ticks_run, run.capped, output.ticks_run, output.capped
+        ));
+    }
+    Ok(expected.len())
+}
