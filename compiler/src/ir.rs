@@ -322,6 +322,18 @@ impl Term {
         }
     }
 
+    /// Whether every variable of the term is marked in `bound` (indexed by [`VarId`]); a
+    /// wildcard binds nothing and needs nothing, so it counts as bound. Join planners use it.
+    pub fn is_bound(&self, bound: &[bool]) -> bool {
+        let mut all = true;
+        self.for_each_var(&mut |var| {
+            if !bound.get(var.index()).copied().unwrap_or(false) {
+                all = false;
+            }
+        });
+        all
+    }
+
     /// Whether a `_` occurs anywhere in the term.
     pub fn has_wildcard(&self) -> bool {
         match self {
@@ -490,6 +502,22 @@ pub struct Atom {
     /// `@N`: reads the relation's contents at tick N instead of the current tick.
     pub tick: Option<u64>,
     pub span: Span,
+}
+
+impl Atom {
+    /// How many arguments are known before the atom is joined, given the bound variables:
+    /// constants and fully bound variables or expressions (not wildcards). Join planners pick
+    /// the atom with the most.
+    pub fn bound_columns(&self, bound: &[bool]) -> usize {
+        self.args
+            .iter()
+            .filter(|arg| match arg {
+                Term::Wildcard => false,
+                Term::Const(_) | Term::NamedConst(..) => true,
+                Term::Var(_) | Term::Arith(..) => arg.is_bound(bound),
+            })
+            .count()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -165,7 +165,7 @@ pub(crate) fn compile(
             .iter()
             .enumerate()
             .max_by_key(|(position, (_, atom))| {
-                (bound_columns(atom, &bound), std::cmp::Reverse(*position))
+                (atom.bound_columns(&bound), std::cmp::Reverse(*position))
             })
             .map_or(0, |(position, _)| position);
         let (ordinal, atom) = remaining.remove(best);
@@ -207,8 +207,8 @@ enum Filter<'a> {
 impl Filter<'_> {
     fn ready(&self, bound: &[bool]) -> bool {
         match self {
-            Filter::Compare(_, lhs, rhs) => all_bound(lhs, bound) && all_bound(rhs, bound),
-            Filter::Negated(_, atom) => atom.args.iter().all(|arg| all_bound(arg, bound)),
+            Filter::Compare(_, lhs, rhs) => lhs.is_bound(bound) && rhs.is_bound(bound),
+            Filter::Negated(_, atom) => atom.args.iter().all(|arg| arg.is_bound(bound)),
         }
     }
 
@@ -241,28 +241,6 @@ impl Filter<'_> {
             }
         }
     }
-}
-
-/// Whether every variable of `term` is bound (wildcards count as bound: they bind nothing).
-fn all_bound(term: &Term, bound: &[bool]) -> bool {
-    let mut all = true;
-    term.for_each_var(&mut |var| {
-        if !bound.get(var.index()).copied().unwrap_or(false) {
-            all = false;
-        }
-    });
-    all
-}
-
-fn bound_columns(atom: &ir::Atom, bound: &[bool]) -> usize {
-    atom.args
-        .iter()
-        .filter(|arg| match arg {
-            Term::Wildcard => false,
-            Term::Const(_) | Term::NamedConst(..) => true,
-            Term::Var(_) | Term::Arith(..) => all_bound(arg, bound),
-        })
-        .count()
 }
 
 #[expect(
@@ -301,7 +279,7 @@ fn place_atom(
                 }
             }
             Term::Arith(..) => {
-                if all_bound(arg, bound) {
+                if arg.is_bound(bound) {
                     key_columns.push(column);
                     key.push(arg.clone());
                 } else {

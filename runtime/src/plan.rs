@@ -119,8 +119,8 @@ enum Pending<'a> {
 impl Pending<'_> {
     fn ready(&self, bound: &[bool]) -> bool {
         match self {
-            Pending::Compare(_, lhs, rhs) => all_bound(lhs, bound) && all_bound(rhs, bound),
-            Pending::Negated(atom) => atom.args.iter().all(|arg| all_bound(arg, bound)),
+            Pending::Compare(_, lhs, rhs) => lhs.is_bound(bound) && rhs.is_bound(bound),
+            Pending::Negated(atom) => atom.args.iter().all(|arg| arg.is_bound(bound)),
         }
     }
 
@@ -149,28 +149,6 @@ impl Pending<'_> {
             }
         }
     }
-}
-
-/// Whether every variable of `term` is bound.
-fn all_bound(term: &Term, bound: &[bool]) -> bool {
-    let mut all = true;
-    term.for_each_var(&mut |var| {
-        if !bound.get(var.index()).copied().unwrap_or(false) {
-            all = false;
-        }
-    });
-    all
-}
-
-fn bound_columns(atom: &ir::Atom, bound: &[bool]) -> usize {
-    atom.args
-        .iter()
-        .filter(|arg| match arg {
-            Term::Wildcard => false,
-            Term::Const(_) | Term::NamedConst(..) => true,
-            Term::Var(_) | Term::Arith(..) => all_bound(arg, bound),
-        })
-        .count()
 }
 
 fn compile_rule(rule: &ir::Rule, interner: &Interner) -> Result<RulePlan, RuntimeError> {
@@ -211,7 +189,7 @@ fn compile_rule(rule: &ir::Rule, interner: &Interner) -> Result<RulePlan, Runtim
             .iter()
             .enumerate()
             .max_by_key(|(position, atom)| {
-                (bound_columns(atom, &bound), std::cmp::Reverse(*position))
+                (atom.bound_columns(&bound), std::cmp::Reverse(*position))
             })
             .map_or(0, |(position, _)| position);
         let atom = remaining.remove(best);
@@ -245,7 +223,7 @@ fn compile_rule(rule: &ir::Rule, interner: &Interner) -> Result<RulePlan, Runtim
         if aggregate.as_ref().is_some_and(|plan| plan.column == column) {
             continue;
         }
-        head_slots_bound &= all_bound(term, &bound) && !term.has_wildcard();
+        head_slots_bound &= term.is_bound(&bound) && !term.has_wildcard();
     }
     if !head_slots_bound
         || aggregate
@@ -293,7 +271,7 @@ fn place_atom<'a>(
                     bind.push((column, var.index()));
                 }
             }
-            Term::Arith(..) if !all_bound(arg, bound) => {
+            Term::Arith(..) if !arg.is_bound(bound) => {
                 let slot = var_count + *hidden;
                 *hidden += 1;
                 bind.push((column, slot));
