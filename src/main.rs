@@ -13,8 +13,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Grow distributed protocols safely.
 ///
-/// graft checks, formats and draws protocols written in a Dedalus-style dataflow language (a
-/// typed superset of the dialect Molly accepts).
+/// graft checks, runs, rewrites and verifies protocols written in a Dedalus-style dataflow
+/// language (a typed superset of the dialect Molly accepts): run them on timely dataflow
+/// workers, derive faster versions only where safe, and search fault schedules with
+/// lineage-driven fault injection.
 #[derive(Parser, Debug)]
 #[command(
     name = "graft",
