@@ -339,3 +339,115 @@ fn list_describes_every_pass() {
         assert!(stdout.contains(pass), "{stdout}");
     }
 }
+
+/// A store whose `writers` (no key) is replicated and written from keyed `write`s: `write` is
+/// sequenced through the coordinator round, `read` is buffered while a round is pending.
+const PARTIAL_KV: &str = "role client;
+role server;
+
+input table server_of(at: client, s: server);
+input put(at: client, id: int, v: string);
+input get(at: client, id: int);
+channel write(at: server, from: client, id: int, v: string);
+channel read(at: server, from: client, id: int);
+channel reply(at: client, id: int, v: string);
+table store(at: server, id: int, v: string);
+table writers(at: server, c: client);
+output table got(at: client, id: int, v: string);
+
+store(S, I, V)@next :- write(S, _, I, V);
+writers(S, C)@next :- write(S, C, I, _), I > 0;
+reply(C, I, V)@async :- read(S, C, I), store(S, I, V);
+write(S, C, I, V)@async :- put(C, I, V), server_of(C, S);
+read(S, C, I)@async :- get(C, I), server_of(C, S);
+got(C, I, V) :- reply(C, I, V);
+";
+
+#[test]
+fn partial_partitioning_runs_the_coordinator_round_and_compares_eventually() {
+    let directory = scratch("partial-coordinator").join("kv");
+    let version = directory.join("versions/partition-server");
+    std::fs::create_dir_all(&version).expect("version directory");
+    std::fs::write(directory.join("kv.graft"), PARTIAL_KV).expect("program");
+    std::fs::write(
+        directory.join("topology.facts"),
+        "server_of(\"c\", \"s\")@1;\n",
+    )
+    .expect("topology");
+    // `get(1)` is sent one tick after `put(1)`: it must wait for that write's round.
+    std::fs::write(
+        directory.join("workload.facts"),
+        "put(\"c\", 1, \"a\")@1;\nput(\"c\", 2, \"b\")@2;\nget(\"c\", 1)@2;\nget(\"c\", 2)@3;\n",
+    )
+    .expect("workload");
+    let path = |name: &str| directory.join(name).to_string_lossy().into_owned();
+    let output = graft(&[
+        "rewrite",
+        &path("kv.graft"),
+        "--pass",
+        "partition(server, by=id, n=2, partial=true)",
+        "--facts",
+        &path("topology.facts"),
+        "--facts",
+        &path("workload.facts"),
+        "--facts-out",
+        &path("versions/partition-server"),
+        "-o",
+        &path("versions/partition-server/kv.graft"),
+        "--justification",
+        &path("versions/partition-server/justification.json"),
+    ]);
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    let text = std::fs::read_to_string(version.join("kv.graft")).expect("rewritten program");
+    assert!(text.contains("role server_coordinator;"), "{text}");
+    assert!(
+        text.contains("write_request(Coord, C, I, V)@async"),
+        "{text}"
+    );
+    assert!(
+        text.contains("reply(C, I, V)@async :- read_ready(S, C, I), store(S, I, V);"),
+        "{text}"
+    );
+    let justification =
+        std::fs::read_to_string(version.join("justification.json")).expect("justification");
+    assert!(justification.contains("\"comparison\": \"eventual\""));
+    assert!(justification.contains("\"s/coordinator\": \"s\""));
+    assert!(justification.contains("coordinator-round"));
+    let topology = std::fs::read_to_string(version.join("topology.facts")).expect("facts");
+    assert!(
+        topology.contains("server_coordinator_of(\"c\", \"s\", \"s/coordinator\")@1;"),
+        "{topology}"
+    );
+    // The reads wait for the writes' rounds, so `got` appears later, but the same facts do.
+    let source = graft(&[
+        "run",
+        &path("kv.graft"),
+        "--facts",
+        &path("topology.facts"),
+        "--facts",
+        &path("workload.facts"),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&source.stdout).lines().next(),
+        Some("got(\"c\", 1, \"a\")@4;")
+    );
+    let new = graft(&[
+        "run",
+        &path("versions/partition-server/kv.graft"),
+        "--facts",
+        &path("versions/partition-server/topology.facts"),
+        "--facts",
+        &path("versions/partition-server/workload.facts"),
+    ]);
+    let new_stdout = String::from_utf8_lossy(&new.stdout);
+    assert!(
+        new_stdout.starts_with("got(\"c\", 1, \"a\")@8;\ngot(\"c\", 2, \"b\")@8;\n"),
+        "{new_stdout}"
+    );
+    let accepted = graft(&["test", &directory.to_string_lossy(), "--accept"]);
+    assert_eq!(exit_code(&accepted), 0, "{}", transcript(&accepted));
+    let output = graft(&["test", &directory.to_string_lossy()]);
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("(eventual)"), "{stdout}");
+}

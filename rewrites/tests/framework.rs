@@ -71,3 +71,92 @@ fn rewritten_programs_are_formatted_and_check() {
         );
     }
 }
+
+#[test]
+fn partial_partitioning_sequences_replicated_writers_and_buffers_the_rest() {
+    // `writers` has no key and is written from keyed `write`s: `write` goes through the
+    // coordinator round; `read` only reads keyed state written `@next`, so it is buffered.
+    let program = "role client;\nrole server;\ninput table server_of(at: client, s: server);\ninput put(at: client, id: int, v: string);\ninput get(at: client, id: int);\nchannel write(at: server, from: client, id: int, v: string);\nchannel read(at: server, from: client, id: int);\nchannel reply(at: client, id: int, v: string);\ntable store(at: server, id: int, v: string);\ntable writers(at: server, c: client);\noutput table got(at: client, id: int, v: string);\nstore(S, I, V)@next :- write(S, _, I, V);\nwriters(S, C)@next :- write(S, C, I, _), I > 0;\nreply(C, I, V)@async :- read(S, C, I), store(S, I, V);\nwrite(S, C, I, V)@async :- put(C, I, V), server_of(C, S);\nread(S, C, I)@async :- get(C, I), server_of(C, S);\ngot(C, I, V) :- reply(C, I, V);\n";
+    let (checked, _) = check_text("kv.graft", program);
+    assert!(!checked.has_errors());
+    let source = SourceRef {
+        files: vec!["kv.graft".to_owned()],
+        hash: graft_rewrites::content_hash(program.as_bytes()),
+    };
+    let facts = vec![FactsFile {
+        name: "topology.facts".to_owned(),
+        facts: vec![graft_rewrites::DFact {
+            rel: "server_of".to_owned(),
+            values: vec![
+                graft_compiler::ir::Value::str("c"),
+                graft_compiler::ir::Value::str("s"),
+            ],
+            tick: 1,
+        }],
+        generated: Vec::new(),
+    }];
+    let pass = parse_pass("partition(server, by=id, n=2, partial=true)").expect("pass");
+    let rewritten = rewrite(&checked, &source, facts, &[pass]).expect("applies");
+    assert!(!rewritten.checked.has_errors());
+    let text = &rewritten.text;
+    assert!(text.contains("role server_coordinator;"), "{text}");
+    assert!(
+        text.contains(
+            "channel write_request(at: server_coordinator, from: client, id: int, v: string);"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("table write_pending(at: server_coordinator, index: int, from: client, id: int, v: string);"), "{text}");
+    assert!(
+        text.contains(
+            "read_ready(Part, From, Id) :- read(Part, From, Id), notin server_busy(Part);"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("read(Part, C, I)@async :-"), "{text}");
+    let record = &rewritten.justification.passes[0];
+    assert_eq!(record.case.as_deref(), Some("partial"));
+    assert_eq!(
+        rewritten.justification.comparison,
+        graft_rewrites::justification::Comparison::Eventual
+    );
+    let round = record
+        .preconditions
+        .iter()
+        .find(|p| p.name == "coordinator-round")
+        .expect("coordinator-round discharged");
+    assert!(
+        round.evidence.starts_with("`write` write replicated state"),
+        "{}",
+        round.evidence
+    );
+    assert!(
+        round.evidence.contains("`read` are buffered"),
+        "{}",
+        round.evidence
+    );
+    assert_eq!(
+        rewritten
+            .justification
+            .node_map
+            .get("s/coordinator")
+            .map(String::as_str),
+        Some("s")
+    );
+    let generated: Vec<String> = rewritten.facts[0]
+        .generated
+        .iter()
+        .map(|fact| fact.rel.clone())
+        .collect();
+    assert!(generated.contains(&"server_coordinator_of".to_owned()));
+    assert!(generated.contains(&"server_coordinator_partitions".to_owned()));
+    // Without a replicated write from partitioned state, `partial=true` adds no round.
+    let plain = parse_pass("partition(server, by=id, n=2, partial=true)").expect("pass");
+    let (co_hashed, _) = check_text("p.graft", PROGRAM);
+    let rewritten = rewrite(&co_hashed, &source, Vec::new(), &[plain]).expect("applies");
+    assert!(
+        !rewritten.text.contains("coordinator"),
+        "{}",
+        rewritten.text
+    );
+}

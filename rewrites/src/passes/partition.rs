@@ -9,22 +9,30 @@
 //! aggregates group by it, and keyed heads hold it. Then every fact in a proof tree lives on
 //! one partition, and each partition derives exactly the original node's facts for its keys,
 //! at the same ticks. Replicated relations hold the same facts on every partition: read-only
-//! inputs are copied; with `partial=true`, a replicated relation written from a partitioned
-//! body by an `@next` rule is written by a broadcast to every partition of the node, which
-//! arrives at the next tick, exactly when the `@next` fact would have held. (The paper's
-//! coordinator round orders such updates under asynchronous delivery; in graft's synchronous
-//! reference semantics fault-free broadcasts arrive together, so the round is not generated.
-//! Under message loss partitions may diverge: verification re-checks the invariants.)
+//! inputs are copied.
+//!
+//! With `partial=true` (the paper's partial partitioning), relations that break locality are
+//! replicated, and a replicated relation written from a partitioned body by an `@next` rule
+//! is written by a broadcast to every partition of the node. The inputs whose same-tick
+//! consequences write replicated state are then *sequenced*: senders send them to the node's
+//! coordinator (`X/coordinator`, a new role), which gives each tick's batch the next index and
+//! runs a 2PC-like round — vote request, every partition freezes and votes, commit in index
+//! order, which delivers the batch to the partitions (replicated inputs to all, keyed ones to
+//! their partition) and unfreezes them. Partitions hold every other inbound channel while
+//! frozen. So every partition applies the same replicated updates in the same order, and an
+//! input waits for the replicated updates that preceded it. Each batch is processed as the
+//! original processed that tick's inputs, three ticks later; outputs compare `eventual`.
 //!
 //! Cost: each partition handles a 1/n share of the keyed work; messages are the same, except
-//! that messages into replicated relations are sent to all n partitions.
+//! that messages into replicated relations are sent to all n partitions, and a sequenced
+//! batch costs 3n round messages and three ticks of latency.
 //!
 //! Transformation: node `X` becomes `X/0` .. `X/n-1`. Senders route a message for `X` to
 //! `X/k` with `k = key mod n` through the generated input table `R_route(at, dest, slot,
 //! part)`; replicated messages go to every partition via `R_replicas(at, dest, part)`. Rules
 //! of the role read their own original address from `R_self(at, orig)`, so that messages
 //! carry `X`, not `X/k`. Facts of the role's relations are moved to the partition of their
-//! key (or copied to all partitions when replicated).
+//! key (or copied to all partitions when replicated). See [`Coordinator`] for the round.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,6 +54,12 @@ pub(super) struct PartitionPlan {
     /// Rules (by id) at the role whose `@next` heads write replicated state from a
     /// partitioned body: turned into broadcasts.
     broadcasts: BTreeSet<u32>,
+    /// Inbound relations (written by messages) that go through the coordinator round:
+    /// those whose same-tick consequences write replicated state, and those read together
+    /// with them. Empty unless the case is `partial` and replicated state is written.
+    sequenced: BTreeSet<String>,
+    /// The other inbound channels: buffered by each partition while a round is pending.
+    buffered: BTreeSet<String>,
     case: String,
     pub(super) preconditions: Vec<Discharged>,
 }
@@ -514,6 +528,36 @@ pub(super) fn check(
             ),
         ));
     }
+    // The round is needed only where partitions hold replicated state that a partitioned
+    // input, or a relation demoted for partial partitioning, makes them write.
+    let (sequenced, buffered) = if partial && (!demoted.is_empty() || !broadcasts.is_empty()) {
+        sequenced_inputs(&analysis, &keys, &broadcasts)
+    } else {
+        (BTreeSet::new(), BTreeSet::new())
+    };
+    if !sequenced.is_empty() {
+        let names = |rels: &BTreeSet<RelId>| {
+            rels.iter()
+                .map(|rel| format!("`{}`", context.relation(*rel).name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        preconditions.push(discharged(
+            "coordinator-round",
+            format!(
+                "{} write replicated state (directly or through same-tick rules), or are read together with such inputs: each node's coordinator gives every tick's batch of them one increasing index and commits it to every partition after all partitions voted, in index order, so replicated state is updated in the same order everywhere; {}",
+                names(&sequenced),
+                if buffered.is_empty() {
+                    "no other input reaches the role".to_owned()
+                } else {
+                    format!(
+                        "{} are buffered by a partition while a round it voted in is not committed",
+                        names(&buffered)
+                    )
+                }
+            ),
+        ));
+    }
     let case = if !demoted.is_empty() || !broadcasts.is_empty() {
         "partial"
     } else if inherited {
@@ -529,9 +573,99 @@ pub(super) fn check(
             .map(|(rel, key)| (context.relation(rel).name.clone(), key))
             .collect(),
         broadcasts,
+        sequenced: sequenced
+            .iter()
+            .map(|rel| context.relation(*rel).name.clone())
+            .collect(),
+        buffered: buffered
+            .iter()
+            .map(|rel| context.relation(*rel).name.clone())
+            .collect(),
         case: case.to_owned(),
         preconditions,
     })
+}
+
+/// Splits the role's inbound relations (heads of `@async` rules) into those that go through
+/// the coordinator round and the channels that partitions buffer during a round.
+///
+/// A rule's *inputs* are the inbound relations it reads, directly or through relations
+/// derived from them in the same tick. The inputs of every rule that writes replicated state
+/// (an `@next` or `delete` rule with a replicated head, or a broadcast) are sequenced; then,
+/// to a fixpoint, so are all inputs of any rule whose inputs include a sequenced one (they
+/// were processed in the same tick in the original, so they must be committed together).
+/// Inbound relations that are not channels (tables written by messages) are sequenced too:
+/// a partition could not hold their insertion back.
+fn sequenced_inputs(
+    analysis: &Analysis<'_, '_>,
+    keys: &BTreeMap<RelId, Option<usize>>,
+    broadcasts: &BTreeSet<u32>,
+) -> (BTreeSet<RelId>, BTreeSet<RelId>) {
+    let context = analysis.context;
+    let inbound: BTreeSet<RelId> = context
+        .protocol_rules()
+        .filter(|rule| rule.kind == RuleKind::Async && analysis.at_role.contains(&rule.head.rel))
+        .map(|rule| rule.head.rel)
+        .collect();
+    let rules = analysis.local_rules();
+    // Same-tick sources of every relation at the role.
+    let mut sources: BTreeMap<RelId, BTreeSet<RelId>> = BTreeMap::new();
+    let inputs_of = |rule: &ir::Rule, sources: &BTreeMap<RelId, BTreeSet<RelId>>| {
+        let mut inputs = BTreeSet::new();
+        for (_, atom) in rule.atoms() {
+            if inbound.contains(&atom.rel) {
+                inputs.insert(atom.rel);
+            }
+            if let Some(from) = sources.get(&atom.rel) {
+                inputs.extend(from.iter().copied());
+            }
+        }
+        inputs
+    };
+    loop {
+        let mut changed = false;
+        for rule in rules.iter().filter(|rule| rule.kind == RuleKind::Deductive) {
+            let inputs = inputs_of(rule, &sources);
+            let entry = sources.entry(rule.head.rel).or_default();
+            let before = entry.len();
+            entry.extend(inputs);
+            changed |= entry.len() != before;
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut sequenced: BTreeSet<RelId> = BTreeSet::new();
+    for rule in &rules {
+        let replicated_head = analysis.at_role.contains(&rule.head.rel)
+            && keys.get(&rule.head.rel) == Some(&None)
+            && matches!(rule.kind, RuleKind::Next | RuleKind::Delete);
+        if replicated_head || broadcasts.contains(&rule.id.0) {
+            sequenced.extend(inputs_of(rule, &sources));
+        }
+    }
+    if sequenced.is_empty() {
+        return (BTreeSet::new(), BTreeSet::new());
+    }
+    sequenced.extend(
+        inbound
+            .iter()
+            .filter(|rel| context.relation(**rel).persistence != Persistence::Channel),
+    );
+    loop {
+        let before = sequenced.len();
+        for rule in &rules {
+            let inputs = inputs_of(rule, &sources);
+            if !inputs.is_disjoint(&sequenced) {
+                sequenced.extend(inputs);
+            }
+        }
+        if sequenced.len() == before {
+            break;
+        }
+    }
+    let buffered = inbound.difference(&sequenced).copied().collect();
+    (sequenced, buffered)
 }
 
 /// `k = ((v mod n) + n) mod n`, as routing computes it.
@@ -628,6 +762,7 @@ pub(super) fn apply(plan: &PartitionPlan, draft: &mut Draft, files: &mut [FactsF
     // by it, so that a table's location column has one role.
     let mut route_types: BTreeSet<String> = BTreeSet::new();
     let mut replica_types: BTreeSet<String> = BTreeSet::new();
+    let mut coordinator_types: BTreeSet<String> = BTreeSet::new();
     for (index, rule) in draft.rules.iter().enumerate() {
         let Some(body_type) = location_type(draft, rule) else {
             continue;
@@ -637,6 +772,8 @@ pub(super) fn apply(plan: &PartitionPlan, draft: &mut Draft, files: &mut [FactsF
             .contains(&u32::try_from(index).unwrap_or(u32::MAX))
         {
             replica_types.insert(body_type);
+        } else if rule.kind == RuleKind::Async && plan.sequenced.contains(&rule.head_rel) {
+            coordinator_types.insert(body_type);
         } else if rule.kind == RuleKind::Async && at_role.contains(&rule.head_rel) {
             match plan.keys.get(&rule.head_rel).copied().flatten() {
                 Some(_) => route_types.insert(body_type),
@@ -658,6 +795,16 @@ pub(super) fn apply(plan: &PartitionPlan, draft: &mut Draft, files: &mut [FactsF
     let replica_tables: BTreeMap<String, String> = replica_types
         .iter()
         .map(|t| (t.clone(), table_name(draft, "replicas", &replica_types, t)))
+        .collect();
+    let coordinator = (!plan.sequenced.is_empty()).then(|| Coordinator::new(draft, plan));
+    let coordinator_tables: BTreeMap<String, String> = coordinator_types
+        .iter()
+        .map(|t| {
+            (
+                t.clone(),
+                table_name(draft, "coordinator_of", &coordinator_types, t),
+            )
+        })
         .collect();
     let mut used_self = false;
     let spec_heads: BTreeSet<String> = draft
@@ -720,6 +867,38 @@ pub(super) fn apply(plan: &PartitionPlan, draft: &mut Draft, files: &mut [FactsF
             notes.push(format!(
                 "partition({role}): replicated update, broadcast to every partition (was `@next`)"
             ));
+        } else if let (true, Some(coordinator)) = (
+            rule.kind == RuleKind::Async && plan.sequenced.contains(&rule.head_rel),
+            &coordinator,
+        ) {
+            // A sender of a sequenced input: send it to the node's coordinator instead.
+            let sender = location.clone().unwrap_or_else(|| "S".to_owned());
+            let destination = match rule.head_args.first() {
+                Some(DHeadArg::Term(term)) => term.clone(),
+                _ => DTerm::var("D"),
+            };
+            let target = rule.fresh_var("Coord");
+            let table = body_type
+                .as_ref()
+                .and_then(|t| coordinator_tables.get(t))
+                .cloned()
+                .unwrap_or_default();
+            rule.body.push(DLiteral::atom(
+                &table,
+                vec![DTerm::var(&sender), destination, DTerm::var(&target)],
+            ));
+            if let Some(DHeadArg::Term(head_location)) = rule.head_args.first_mut() {
+                *head_location = DTerm::var(&target);
+            }
+            let request = coordinator
+                .requests
+                .get(&rule.head_rel)
+                .cloned()
+                .unwrap_or_default();
+            notes.push(format!(
+                "partition({role}): sent to the node's coordinator, which commits it to the partitions in order (`{request}`)"
+            ));
+            rule.head_rel = request;
         } else if rule.kind == RuleKind::Async && at_role.contains(&rule.head_rel) {
             // A sender: route the message to the partition of its key.
             let sender = location.clone().unwrap_or_else(|| "S".to_owned());
@@ -833,6 +1012,21 @@ pub(super) fn apply(plan: &PartitionPlan, draft: &mut Draft, files: &mut [FactsF
             format!("partition({role}): generated topology; the partitions of `dest`"),
         ));
     }
+    let mut round_relations = Vec::new();
+    if let Some(coordinator) = &coordinator {
+        for (ty, name) in &coordinator_tables {
+            generated_relations.push(table(
+                name,
+                vec![
+                    column("at", ty),
+                    column("dest", &role),
+                    column("coord", &coordinator.role),
+                ],
+                format!("partition({role}): generated topology; the coordinator of `dest`"),
+            ));
+        }
+        round_relations = coordinator.generate(draft, plan, &mut generated_relations);
+    }
     if used_self {
         generated_relations.push(table(
             &self_rel,
@@ -844,6 +1038,7 @@ pub(super) fn apply(plan: &PartitionPlan, draft: &mut Draft, files: &mut [FactsF
         added.push(relation.name.clone());
         draft.relations.insert(position + offset, relation);
     }
+    added.extend(round_relations);
     // Nodes.
     let role_nodes = topology::nodes_of(draft, files, &role);
     let all_nodes = topology::all_nodes(draft, files);
@@ -871,6 +1066,10 @@ pub(super) fn apply(plan: &PartitionPlan, draft: &mut Draft, files: &mut [FactsF
         senders
     };
     let route_senders: Vec<(String, BTreeSet<String>)> = routes
+        .iter()
+        .map(|(t, name)| (name.clone(), senders_of(draft, files, t)))
+        .collect();
+    let coordinator_senders: Vec<(String, BTreeSet<String>)> = coordinator_tables
         .iter()
         .map(|(t, name)| (name.clone(), senders_of(draft, files, t)))
         .collect();
@@ -963,12 +1162,34 @@ pub(super) fn apply(plan: &PartitionPlan, draft: &mut Draft, files: &mut [FactsF
             }
         }
     }
+    for (table, senders) in &coordinator_senders {
+        for sender in senders {
+            for node in &role_nodes {
+                generated.push(fact(
+                    table,
+                    vec![
+                        Value::str(sender),
+                        Value::str(node),
+                        Value::str(&Coordinator::node(node)),
+                    ],
+                ));
+            }
+        }
+    }
+    if let Some(coordinator) = &coordinator {
+        generated.extend(coordinator.facts(plan, &role_nodes));
+    }
     if used_self {
         for (partition, node) in &nodes {
             generated.push(fact(
                 &self_rel,
                 vec![Value::str(partition), Value::str(node)],
             ));
+        }
+    }
+    if coordinator.is_some() {
+        for node in &role_nodes {
+            nodes.insert(Coordinator::node(node), node.clone());
         }
     }
     match files.iter_mut().find(|file| !file.is_workload()) {
@@ -995,20 +1216,681 @@ pub(super) fn apply(plan: &PartitionPlan, draft: &mut Draft, files: &mut [FactsF
                 None => "replicated on every partition".to_owned(),
             },
         })
+        .map(|mut map| {
+            if let Some(coordinator) = &coordinator {
+                if let (Some(request), Some(pending)) = (
+                    coordinator.requests.get(&map.old),
+                    coordinator.pending.get(&map.old),
+                ) {
+                    map.new.push(request.clone());
+                    map.new.push(pending.clone());
+                    map.how.push_str("; sent through the coordinator round");
+                }
+                if let (Some(ready), Some(held)) = (
+                    coordinator.ready.get(&map.old),
+                    coordinator.held.get(&map.old),
+                ) {
+                    map.new.push(ready.clone());
+                    map.new.push(held.clone());
+                    map.how
+                        .push_str("; held by a partition while a coordinator round is pending");
+                }
+            }
+            map
+        })
         .collect();
     Outcome {
         case: Some(plan.case.clone()),
         roles: vec![NameMap {
             old: role.clone(),
-            new: vec![role.clone()],
-            how: format!("every node X runs as {n} partitions X/0 .. X/{}", n - 1),
+            new: coordinator.as_ref().map_or_else(
+                || vec![role.clone()],
+                |coordinator| vec![role.clone(), coordinator.role.clone()],
+            ),
+            how: match &coordinator {
+                None => format!("every node X runs as {n} partitions X/0 .. X/{}", n - 1),
+                Some(coordinator) => format!(
+                    "every node X runs as {n} partitions X/0 .. X/{} and a coordinator X/coordinator (role `{}`) that orders the inputs writing replicated state",
+                    n - 1,
+                    coordinator.role
+                ),
+            },
         }],
         relations,
         constants: Vec::new(),
         added,
         nodes,
-        comparison: Comparison::PerTick,
+        comparison: if coordinator.is_some() {
+            Comparison::Eventual
+        } else {
+            Comparison::PerTick
+        },
     }
+}
+
+/// The coordinator round of partial partitioning: names of the generated role and relations.
+///
+/// Per original node `X`, the coordinator `X/coordinator` receives the sequenced inputs
+/// (`m_request`), gives each tick's batch the next index (`_index`, remembered in
+/// `_assigned`), keeps it (`m_pending`) and asks every partition to vote (`vote_request`).
+/// A partition freezes (`frozen`) and votes; when all partitions voted for an index and the
+/// previous index is committed, the coordinator commits it: it sends the batch's inputs to
+/// the partitions (replicated inputs to all, keyed ones to their key's partition) together
+/// with `commit`, which unfreezes them. Partitions hold other inbound channels (`d_held`)
+/// while frozen and read them through `d_ready` once no round is pending.
+struct Coordinator {
+    role: String,
+    requests: BTreeMap<String, String>,
+    pending: BTreeMap<String, String>,
+    ready: BTreeMap<String, String>,
+    held: BTreeMap<String, String>,
+    partitions: String,
+    route: String,
+    batch: String,
+    assigned: String,
+    started: String,
+    last: String,
+    index: String,
+    vote_request: String,
+    frozen: String,
+    busy: String,
+    vote: String,
+    votes: String,
+    vote_count: String,
+    commit_now: String,
+    committed: String,
+    commit: String,
+}
+
+impl Coordinator {
+    fn new(draft: &Draft, plan: &PartitionPlan) -> Coordinator {
+        let role = &plan.role;
+        let coordinator = draft.fresh_role(&format!("{role}_coordinator"));
+        let mut taken: BTreeSet<String> = BTreeSet::new();
+        let mut fresh = |base: String| {
+            let mut name = draft.fresh_relation(&base);
+            let mut suffix = 2;
+            while taken.contains(&name) {
+                name = draft.fresh_relation(&format!("{base}_{suffix}"));
+                suffix += 1;
+            }
+            taken.insert(name.clone());
+            name
+        };
+        let mut requests = BTreeMap::new();
+        let mut pending = BTreeMap::new();
+        for input in &plan.sequenced {
+            requests.insert(input.clone(), fresh(format!("{input}_request")));
+            pending.insert(input.clone(), fresh(format!("{input}_pending")));
+        }
+        let mut ready = BTreeMap::new();
+        let mut held = BTreeMap::new();
+        for input in &plan.buffered {
+            ready.insert(input.clone(), fresh(format!("{input}_ready")));
+            held.insert(input.clone(), fresh(format!("{input}_held")));
+        }
+        Coordinator {
+            requests,
+            pending,
+            ready,
+            held,
+            partitions: fresh(format!("{coordinator}_partitions")),
+            route: fresh(format!("{coordinator}_route")),
+            batch: fresh(format!("{coordinator}_batch")),
+            assigned: fresh(format!("{coordinator}_assigned")),
+            started: fresh(format!("{coordinator}_started")),
+            last: fresh(format!("{coordinator}_last")),
+            index: fresh(format!("{coordinator}_index")),
+            vote_request: fresh(format!("{role}_vote_request")),
+            frozen: fresh(format!("{role}_frozen")),
+            busy: fresh(format!("{role}_busy")),
+            vote: fresh(format!("{coordinator}_vote")),
+            votes: fresh(format!("{coordinator}_votes")),
+            vote_count: fresh(format!("{coordinator}_vote_count")),
+            commit_now: fresh(format!("{coordinator}_commit_now")),
+            committed: fresh(format!("{coordinator}_committed")),
+            commit: fresh(format!("{role}_commit")),
+            role: coordinator,
+        }
+    }
+
+    fn node(node: &str) -> String {
+        format!("{node}/coordinator")
+    }
+
+    /// Whether some sequenced input is routed by a key (needs the route table).
+    fn routes(&self, plan: &PartitionPlan) -> bool {
+        plan.sequenced
+            .iter()
+            .any(|input| plan.keys.get(input).copied().flatten().is_some())
+    }
+
+    /// Adds the round's relations (the input tables go to `inputs`, the rest to the end of
+    /// the draft's relations) and rules, and renames buffered channels in the role's rules.
+    fn generate(
+        &self,
+        draft: &mut Draft,
+        plan: &PartitionPlan,
+        inputs: &mut Vec<DRelation>,
+    ) -> Vec<String> {
+        let role = plan.role.as_str();
+        let coordinator = self.role.as_str();
+        let n = i64::from(plan.n);
+        draft.roles.push(self.role.clone());
+        let note = |text: &str| Some(format!("partition({role}): coordinator round; {text}"));
+        let column = |name: &str, ty: &str| DColumn {
+            name: name.to_owned(),
+            ty: ty.to_owned(),
+        };
+        let relation =
+            |name: &str, persistence: Persistence, columns: Vec<DColumn>, text: &str| DRelation {
+                name: name.to_owned(),
+                input: false,
+                output: false,
+                persistence,
+                columns,
+                key: None,
+                declared: true,
+                note: note(text),
+            };
+        let input = |name: &str, columns: Vec<DColumn>, text: &str| DRelation {
+            input: true,
+            ..relation(name, Persistence::Table, columns, text)
+        };
+        inputs.push(input(
+            &self.partitions,
+            vec![column("at", coordinator), column("part", role)],
+            "generated topology; the partitions of the coordinator's node",
+        ));
+        if self.routes(plan) {
+            inputs.push(input(
+                &self.route,
+                vec![
+                    column("at", coordinator),
+                    column("slot", "int"),
+                    column("part", role),
+                ],
+                &format!("generated topology; an input whose key is `slot` mod {n} goes to `part`"),
+            ));
+        }
+        let mut relations = Vec::new();
+        let mut rules = Vec::new();
+        let var = DTerm::var;
+        let int = |value: i64| DTerm::Const(Value::Int(value));
+        let atom = |rel: &str, args: Vec<DTerm>| DLiteral::atom(rel, args);
+        let not = |rel: &str, args: Vec<DTerm>| {
+            let mut literal = DLiteral::atom(rel, args);
+            if let DLiteral::Atom(atom) = &mut literal {
+                atom.negated = true;
+            }
+            literal
+        };
+        let rule = |kind: RuleKind, head: &str, args: Vec<DTerm>, body: Vec<DLiteral>| DRule {
+            kind,
+            head_rel: head.to_owned(),
+            head_args: args.into_iter().map(DHeadArg::Term).collect(),
+            body,
+            origin: None,
+            note: None,
+        };
+        let c = || var("Coord");
+        let i = || var("Index");
+        let p = || var("Part");
+        // Sequenced inputs: the request channel and the pending batch.
+        for (input, request) in &self.requests {
+            let Some(original) = draft.relation(input).cloned() else {
+                continue;
+            };
+            let pending = self.pending.get(input).cloned().unwrap_or_default();
+            let payload: Vec<DColumn> = original.columns.iter().skip(1).cloned().collect();
+            let mut request_columns = vec![column("at", coordinator)];
+            request_columns.extend(payload.iter().cloned());
+            relations.push(relation(
+                request,
+                Persistence::Channel,
+                request_columns,
+                &format!("`{input}` sent to the coordinator"),
+            ));
+            let mut pending_columns = vec![column("at", coordinator), column("index", "int")];
+            pending_columns.extend(payload.iter().cloned());
+            relations.push(relation(
+                &pending,
+                Persistence::Table,
+                pending_columns,
+                &format!("`{input}` inputs waiting for their round to commit"),
+            ));
+            let vars = payload_vars(&payload);
+            let values: Vec<DTerm> = vars.iter().map(|v| var(v)).collect();
+            let with = |first: Vec<DTerm>| {
+                let mut args = first;
+                args.extend(values.iter().cloned());
+                args
+            };
+            let mut any = vec![c()];
+            any.extend(values.iter().map(|_| DTerm::Wildcard));
+            rules.push(rule(
+                RuleKind::Deductive,
+                &self.batch,
+                vec![c()],
+                vec![atom(request, any)],
+            ));
+            rules.push(rule(
+                RuleKind::Deductive,
+                &pending,
+                with(vec![c(), i()]),
+                vec![
+                    atom(request, with(vec![c()])),
+                    atom(&self.index, vec![c(), i()]),
+                ],
+            ));
+            // Commit: replicated inputs to every partition, keyed ones to their partition.
+            let mut body = vec![
+                atom(&pending, with(vec![c(), i()])),
+                atom(&self.commit_now, vec![c(), i()]),
+            ];
+            match plan.keys.get(input).copied().flatten() {
+                Some(column) => {
+                    let key = vars
+                        .get(column.saturating_sub(1))
+                        .map_or_else(|| int(0), |v| var(v));
+                    body.push(atom(&self.route, vec![c(), var("Slot"), p()]));
+                    body.push(DLiteral::Compare(
+                        CompareOp::Eq,
+                        var("Slot"),
+                        modulo(key, n),
+                    ));
+                }
+                None => body.push(atom(&self.partitions, vec![c(), p()])),
+            }
+            rules.push(rule(RuleKind::Async, input, with(vec![p()]), body));
+            rules.push(rule(
+                RuleKind::Delete,
+                &pending,
+                with(vec![c(), i()]),
+                vec![
+                    atom(&pending, with(vec![c(), i()])),
+                    atom(&self.commit_now, vec![c(), i()]),
+                ],
+            ));
+        }
+        let scratch = |name: &str, columns: Vec<DColumn>, text: &str| {
+            relation(name, Persistence::Scratch, columns, text)
+        };
+        let table = |name: &str, columns: Vec<DColumn>, text: &str| {
+            relation(name, Persistence::Table, columns, text)
+        };
+        let channel = |name: &str, columns: Vec<DColumn>, text: &str| {
+            relation(name, Persistence::Channel, columns, text)
+        };
+        let at_c = || column("at", coordinator);
+        let at_r = || column("at", role);
+        let index = || column("index", "int");
+        relations.push(scratch(
+            &self.batch,
+            vec![at_c()],
+            "sequenced inputs arrived this tick",
+        ));
+        relations.push(table(
+            &self.assigned,
+            vec![at_c(), index()],
+            "indexes given so far",
+        ));
+        relations.push(scratch(&self.started, vec![at_c()], "some index was given"));
+        relations.push(scratch(
+            &self.last,
+            vec![at_c(), index()],
+            "the last index given",
+        ));
+        relations.push(scratch(
+            &self.index,
+            vec![at_c(), index()],
+            "this tick's batch's index",
+        ));
+        relations.push(channel(
+            &self.vote_request,
+            vec![at_r(), column("coord", coordinator), index()],
+            "vote request: freeze for this index",
+        ));
+        relations.push(table(
+            &self.frozen,
+            vec![at_r(), index()],
+            "rounds voted in and not committed",
+        ));
+        relations.push(channel(
+            &self.vote,
+            vec![at_c(), column("part", role), index()],
+            "a partition's vote",
+        ));
+        relations.push(table(
+            &self.votes,
+            vec![at_c(), index(), column("part", role)],
+            "votes received",
+        ));
+        relations.push(scratch(
+            &self.vote_count,
+            vec![at_c(), index(), column("votes", "int")],
+            "votes per index",
+        ));
+        relations.push(scratch(
+            &self.commit_now,
+            vec![at_c(), index()],
+            "every partition voted and the previous index is committed",
+        ));
+        relations.push(table(
+            &self.committed,
+            vec![at_c(), index()],
+            "committed indexes",
+        ));
+        relations.push(channel(
+            &self.commit,
+            vec![at_r(), index()],
+            "commit: unfreeze",
+        ));
+        rules.push(rule(
+            RuleKind::Deductive,
+            &self.started,
+            vec![c()],
+            vec![atom(&self.assigned, vec![c(), DTerm::Wildcard])],
+        ));
+        rules.push(DRule {
+            head_args: vec![
+                DHeadArg::Term(c()),
+                DHeadArg::Aggregate(ir::AggFunc::Max, "Index".to_owned()),
+            ],
+            ..rule(
+                RuleKind::Deductive,
+                &self.last,
+                Vec::new(),
+                vec![atom(&self.assigned, vec![c(), i()])],
+            )
+        });
+        rules.push(rule(
+            RuleKind::Deductive,
+            &self.index,
+            vec![c(), int(1)],
+            vec![atom(&self.batch, vec![c()]), not(&self.started, vec![c()])],
+        ));
+        rules.push(rule(
+            RuleKind::Deductive,
+            &self.index,
+            vec![
+                c(),
+                DTerm::Arith(ArithOp::Add, Box::new(var("Last")), Box::new(int(1))),
+            ],
+            vec![
+                atom(&self.batch, vec![c()]),
+                atom(&self.last, vec![c(), var("Last")]),
+            ],
+        ));
+        rules.push(rule(
+            RuleKind::Next,
+            &self.assigned,
+            vec![c(), i()],
+            vec![atom(&self.index, vec![c(), i()])],
+        ));
+        rules.push(rule(
+            RuleKind::Async,
+            &self.vote_request,
+            vec![p(), c(), i()],
+            vec![
+                atom(&self.index, vec![c(), i()]),
+                atom(&self.partitions, vec![c(), p()]),
+            ],
+        ));
+        rules.push(rule(
+            RuleKind::Deductive,
+            &self.frozen,
+            vec![p(), i()],
+            vec![atom(&self.vote_request, vec![p(), DTerm::Wildcard, i()])],
+        ));
+        rules.push(rule(
+            RuleKind::Async,
+            &self.vote,
+            vec![c(), p(), i()],
+            vec![atom(&self.vote_request, vec![p(), c(), i()])],
+        ));
+        rules.push(rule(
+            RuleKind::Deductive,
+            &self.votes,
+            vec![c(), i(), p()],
+            vec![atom(&self.vote, vec![c(), p(), i()])],
+        ));
+        rules.push(DRule {
+            head_args: vec![
+                DHeadArg::Term(c()),
+                DHeadArg::Term(i()),
+                DHeadArg::Aggregate(ir::AggFunc::Count, "Part".to_owned()),
+            ],
+            ..rule(
+                RuleKind::Deductive,
+                &self.vote_count,
+                Vec::new(),
+                vec![atom(&self.votes, vec![c(), i(), p()])],
+            )
+        });
+        rules.push(rule(
+            RuleKind::Deductive,
+            &self.commit_now,
+            vec![c(), int(1)],
+            vec![
+                atom(&self.vote_count, vec![c(), int(1), int(n)]),
+                not(&self.committed, vec![c(), int(1)]),
+            ],
+        ));
+        rules.push(rule(
+            RuleKind::Deductive,
+            &self.commit_now,
+            vec![c(), i()],
+            vec![
+                atom(&self.vote_count, vec![c(), i(), int(n)]),
+                not(&self.committed, vec![c(), i()]),
+                atom(&self.committed, vec![c(), var("Previous")]),
+                DLiteral::Compare(
+                    CompareOp::Eq,
+                    i(),
+                    DTerm::Arith(ArithOp::Add, Box::new(var("Previous")), Box::new(int(1))),
+                ),
+            ],
+        ));
+        rules.push(rule(
+            RuleKind::Next,
+            &self.committed,
+            vec![c(), i()],
+            vec![atom(&self.commit_now, vec![c(), i()])],
+        ));
+        rules.push(rule(
+            RuleKind::Async,
+            &self.commit,
+            vec![p(), i()],
+            vec![
+                atom(&self.commit_now, vec![c(), i()]),
+                atom(&self.partitions, vec![c(), p()]),
+            ],
+        ));
+        rules.push(rule(
+            RuleKind::Delete,
+            &self.frozen,
+            vec![p(), i()],
+            vec![atom(&self.commit, vec![p(), i()])],
+        ));
+        // Buffered channels: the role's rules read `d_ready` instead of `d`.
+        if !self.ready.is_empty() {
+            relations.push(scratch(
+                &self.busy,
+                vec![at_r()],
+                "a round this partition voted in is pending",
+            ));
+            rules.push(rule(
+                RuleKind::Deductive,
+                &self.busy,
+                vec![p()],
+                vec![atom(&self.frozen, vec![p(), DTerm::Wildcard])],
+            ));
+        }
+        for (input, ready) in &self.ready {
+            let Some(original) = draft.relation(input).cloned() else {
+                continue;
+            };
+            let held = self.held.get(input).cloned().unwrap_or_default();
+            for rule in &mut draft.rules {
+                let at_role = rule
+                    .atoms()
+                    .next()
+                    .and_then(|first| draft_location_type(&draft.relations, &first.rel))
+                    .is_some_and(|ty| ty == role);
+                if !at_role {
+                    continue;
+                }
+                for literal in &mut rule.body {
+                    if let DLiteral::Atom(atom) = literal
+                        && atom.rel == *input
+                    {
+                        atom.rel.clone_from(ready);
+                    }
+                }
+            }
+            let payload: Vec<DColumn> = original.columns.iter().skip(1).cloned().collect();
+            let mut columns = vec![at_r()];
+            columns.extend(payload.iter().cloned());
+            relations.push(scratch(
+                ready,
+                columns.clone(),
+                &format!("`{input}` once no round is pending (the role's rules read this)"),
+            ));
+            relations.push(table(
+                &held,
+                columns,
+                &format!("`{input}` held while a round is pending"),
+            ));
+            let values: Vec<DTerm> = payload_vars(&payload).iter().map(|v| var(v)).collect();
+            let args = {
+                let mut args = vec![p()];
+                args.extend(values.iter().cloned());
+                args
+            };
+            rules.push(rule(
+                RuleKind::Deductive,
+                ready,
+                args.clone(),
+                vec![atom(input, args.clone()), not(&self.busy, vec![p()])],
+            ));
+            rules.push(rule(
+                RuleKind::Deductive,
+                &held,
+                args.clone(),
+                vec![atom(input, args.clone()), atom(&self.busy, vec![p()])],
+            ));
+            rules.push(rule(
+                RuleKind::Deductive,
+                ready,
+                args.clone(),
+                vec![atom(&held, args.clone()), not(&self.busy, vec![p()])],
+            ));
+            rules.push(rule(
+                RuleKind::Delete,
+                &held,
+                args.clone(),
+                vec![atom(&held, args), not(&self.busy, vec![p()])],
+            ));
+        }
+        for rule in &mut rules {
+            rule.note = Some(format!("partition({role}): coordinator round"));
+        }
+        let names = relations.iter().map(|r| r.name.clone()).collect();
+        draft.relations.extend(relations);
+        draft.rules.extend(rules);
+        names
+    }
+
+    /// The generated topology facts: partitions and routes of every coordinator.
+    fn facts(&self, plan: &PartitionPlan, role_nodes: &BTreeSet<String>) -> Vec<crate::DFact> {
+        let fact = |rel: &str, values: Vec<Value>| crate::DFact {
+            rel: rel.to_owned(),
+            values,
+            tick: 1,
+        };
+        let mut facts = Vec::new();
+        for node in role_nodes {
+            for k in 0..plan.n {
+                facts.push(fact(
+                    &self.partitions,
+                    vec![
+                        Value::str(&Coordinator::node(node)),
+                        Value::str(&partition_node(node, k)),
+                    ],
+                ));
+            }
+        }
+        if self.routes(plan) {
+            let span = i64::from(plan.n) - 1;
+            for node in role_nodes {
+                for slot in -span..=span {
+                    facts.push(fact(
+                        &self.route,
+                        vec![
+                            Value::str(&Coordinator::node(node)),
+                            Value::Int(slot),
+                            Value::str(&partition_node(
+                                node,
+                                partition_of(&Value::Int(slot), plan.n),
+                            )),
+                        ],
+                    ));
+                }
+            }
+        }
+        facts
+    }
+}
+
+/// Variables for payload columns: the column names capitalised, made distinct from each
+/// other and from the round's own variables.
+fn payload_vars(columns: &[DColumn]) -> Vec<String> {
+    let reserved = ["Coord", "Index", "Part", "Slot", "Last", "Previous"];
+    let mut used: BTreeSet<String> = reserved.iter().map(|v| (*v).to_owned()).collect();
+    let mut vars = Vec::new();
+    for column in columns {
+        let mut chars = column.name.chars();
+        let base = match chars.next() {
+            Some(first) if first.is_ascii_alphabetic() => {
+                format!("{}{}", first.to_ascii_uppercase(), chars.as_str())
+            }
+            _ => "X".to_owned(),
+        };
+        let mut name = base.clone();
+        let mut suffix = 2;
+        while used.contains(&name) {
+            name = format!("{base}{suffix}");
+            suffix += 1;
+        }
+        used.insert(name.clone());
+        vars.push(name);
+    }
+    vars
+}
+
+/// `key - key / n * n`: the slot a sender compares with its route table.
+fn modulo(key: DTerm, n: i64) -> DTerm {
+    DTerm::Arith(
+        ArithOp::Sub,
+        Box::new(key.clone()),
+        Box::new(DTerm::Arith(
+            ArithOp::Mul,
+            Box::new(DTerm::Arith(
+                ArithOp::Div,
+                Box::new(key),
+                Box::new(DTerm::Const(Value::Int(n))),
+            )),
+            Box::new(DTerm::Const(Value::Int(n))),
+        )),
+    )
+}
+
+fn draft_location_type(relations: &[DRelation], name: &str) -> Option<String> {
+    relations
+        .iter()
+        .find(|relation| relation.name == name)
+        .map(|relation| relation.location_type().to_owned())
 }
 
 #[cfg(test)]
