@@ -16,20 +16,32 @@
 //! their sender dropped). Results are memoised per fact.
 //!
 //! Negated body atoms (`notin q(..)`) are supported by the absence of `q`; faults that make a
-//! matching `q` fact appear break the derivation (why-not provenance). What is done exactly:
+//! matching `q` fact appear break the derivation (why-not provenance, [`Lineage::appear`]):
 //! - `notin crash(O, N, T)`: broken by `C(N, T)` (every node or tick for a wildcard): exact.
 //! - `notin q(..)` where `q` cannot gain facts under faults (no path into `q` from a lost
 //!   message through negation, aggregation or retraction, and none from `crash`): unbreakable,
 //!   exact (faults only remove messages, and without non-monotone steps that only removes facts).
-//! - otherwise, over-approximated: every single fault that loses a delivered message, sent
-//!   before the atom's tick, of a relation with a non-monotone path into `q` (and, when `crash`
-//!   reaches `q`, every crash) is taken to break the absence. This may add candidates that turn
-//!   out harmless when run, never hides one.
+//! - otherwise the rules deriving `q` are chased in this run: a new fact needs a new positive
+//!   body fact (a request on that atom, with the head's bindings and `!=` exclusions), or a
+//!   binding of the body here whose head is missing because a negated atom is blocked, whose
+//!   blocking facts must then all be broken; an aggregate group also changes when a binding
+//!   is lost. Relations with `delete` rules, and requests past a cap, fall back to "any single
+//!   fault losing a delivered message, sent before the atom's tick, of a relation with a
+//!   non-monotone path into `q` (and any crash when `crash` reaches `q`)".
+//!
+//! Every case is a necessary condition: a fault set that makes such a fact appear contains one
+//! of the returned sets. Candidates may turn out harmless when run; none is hidden.
+//!
+//! Aggregate facts break when their group gains or loses a member; a `max`/`min` over one
+//! atom only when every member with the extreme value is lost, and a firing that only tests a
+//! `count` against constant lower bounds only when the count falls below them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
-use graft_compiler::ir::{self, RelId, RuleKind, Value};
+use graft_compiler::ir::{self, RelId, RuleKind, Term, Value};
+
+use crate::matcher::{self, Slots};
 use graft_eval::{Absent, Derivation, FactRef, Run};
 
 use crate::faults::{Bounds, Drop, FaultSet};
@@ -100,6 +112,8 @@ pub struct Growth {
     /// Per relation: whether `crash` reaches it by any path.
     from_crash: Vec<bool>,
     crash: Option<RelId>,
+    /// Per relation: whether a `delete` rule retracts its facts.
+    deleted: Vec<bool>,
 }
 
 impl Growth {
@@ -146,10 +160,19 @@ impl Growth {
             Some(crash) => reach_any[crash.index()].clone(),
             None => vec![false; count],
         };
+        let mut deleted = vec![false; count];
+        for rule in &program.rules {
+            if rule.kind == RuleKind::Delete
+                && let Some(flag) = deleted.get_mut(rule.head.rel.index())
+            {
+                *flag = true;
+            }
+        }
         Growth {
             sources,
             from_crash,
             crash,
+            deleted,
         }
     }
 }
@@ -189,20 +212,267 @@ fn is_subset(small: &[u32], large: &[u32]) -> bool {
     true
 }
 
-/// A negated atom's relation, tick and instantiated pattern.
-type AbsentKey = (RelId, u64, Vec<Option<Value>>);
+/// Past this many ways to choose the lost members of a `count` group, the count is treated
+/// like any other fact (broken when any member is).
+const COMBINATION_CAP: usize = 256;
+
+fn binomial(n: usize, k: usize) -> usize {
+    let mut result: usize = 1;
+    for step in 0..k.min(n) {
+        result = result.saturating_mul(n - step) / (step + 1);
+    }
+    result
+}
+
+/// Every `k`-subset of `0..n`, as sorted index lists.
+fn combinations(n: usize, k: usize) -> Vec<Vec<usize>> {
+    let mut all = Vec::new();
+    let mut current: Vec<usize> = Vec::with_capacity(k);
+    fn extend(
+        start: usize,
+        n: usize,
+        k: usize,
+        current: &mut Vec<usize>,
+        all: &mut Vec<Vec<usize>>,
+    ) {
+        if current.len() == k {
+            all.push(current.clone());
+            return;
+        }
+        for index in start..n {
+            current.push(index);
+            extend(index + 1, n, k, current, all);
+            current.pop();
+        }
+    }
+    extend(0, n, k, &mut current, &mut all);
+    all
+}
+
+/// When `atom` (a positive atom of `rule`) reads a `count` aggregate whose value the rule only
+/// tests against constant lower bounds (`K >= c`, `K > c`, or not at all), the least count
+/// that keeps the firing: losing members below it breaks the firing, any other change keeps
+/// it. `None` otherwise.
+fn count_threshold(program: &ir::Program, rule: &ir::Rule, atom: &ir::Atom) -> Option<i64> {
+    if atom.negated || rule.head.aggregate.is_some() {
+        return None;
+    }
+    // The column every rule deriving the atom's relation counts into.
+    let mut column: Option<usize> = None;
+    for deriving in program.rules_deriving(atom.rel) {
+        let aggregate = deriving.head.aggregate.as_ref()?;
+        if aggregate.func != ir::AggFunc::Count || column.is_some_and(|c| c != aggregate.column) {
+            return None;
+        }
+        column = Some(aggregate.column);
+    }
+    let var = atom.args.get(column?)?.as_var()?;
+    let used_elsewhere = rule.atoms().any(|(_, other)| {
+        !std::ptr::eq(other, atom) && other.args.iter().any(|arg| mentions(arg, var))
+    }) || atom.args.iter().filter(|arg| mentions(arg, var)).count() > 1
+        || rule.head.args.iter().any(|arg| mentions(arg, var));
+    if used_elsewhere {
+        return None;
+    }
+    {
+        let mut bound: i64 = 1;
+        for literal in &rule.body {
+            let ir::Literal::Compare(comparison) = literal else {
+                continue;
+            };
+            let (lhs, rhs) = (&comparison.lhs, &comparison.rhs);
+            if !mentions(lhs, var) && !mentions(rhs, var) {
+                continue;
+            }
+            let constant = |term: &Term| match term.as_const() {
+                Some(Value::Int(value)) => Some(*value),
+                _ => None,
+            };
+            let limit = match (lhs.as_var() == Some(var), rhs.as_var() == Some(var)) {
+                (true, false) => match (comparison.op, constant(rhs)) {
+                    (ir::CompareOp::Ge, Some(value)) => Some(value),
+                    (ir::CompareOp::Gt, Some(value)) => value.checked_add(1),
+                    _ => None,
+                },
+                (false, true) => match (comparison.op, constant(lhs)) {
+                    (ir::CompareOp::Le, Some(value)) => Some(value),
+                    (ir::CompareOp::Lt, Some(value)) => value.checked_add(1),
+                    _ => None,
+                },
+                _ => None,
+            };
+            bound = bound.max(limit?);
+        }
+        Some(bound)
+    }
+}
+
+/// Whether `term` uses `var`.
+fn mentions(term: &Term, var: ir::VarId) -> bool {
+    match term {
+        Term::Var(other) => *other == var,
+        Term::Arith(_, lhs, rhs) => mentions(lhs, var) || mentions(rhs, var),
+        Term::Wildcard | Term::Const(_) | Term::NamedConst(..) => false,
+    }
+}
+
+/// One column of a why-not request: which values a new fact may have there.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cell {
+    Any,
+    Is(Value),
+    /// Any value but these (sorted, without duplicates).
+    Not(Vec<Value>),
+}
+
+impl Cell {
+    fn admits(&self, value: &Value) -> bool {
+        match self {
+            Cell::Any => true,
+            Cell::Is(wanted) => wanted == value,
+            Cell::Not(excluded) => !excluded.contains(value),
+        }
+    }
+}
+
+/// A why-not request: a fact of the relation at the tick, matching the cells, that the run
+/// does not have.
+type AppearKey = (RelId, u64, Vec<Cell>);
+
+/// Past this many why-not requests in one run, the remaining ones are answered by the coarse
+/// over-approximation (any lost message of a relation that can grow the negated one).
+const APPEAR_CAP: usize = 20_000;
+
+/// Whether `tuple` matches `pattern` column by column.
+fn admits_all(pattern: &[Cell], tuple: &[Value]) -> bool {
+    pattern.len() == tuple.len()
+        && pattern
+            .iter()
+            .zip(tuple)
+            .all(|(cell, value)| cell.admits(value))
+}
+
+/// The variable bindings a rule's head imposes when it must derive a fact matching
+/// `pattern`: bound variables, and per variable the values it must not take (from the
+/// pattern's `Not` cells and from `!=` comparisons against bound terms). `None` when no fact
+/// matching the pattern can come from this rule (a constant or a fully bound comparison
+/// disagrees). The aggregate column binds nothing.
+fn head_bindings(rule: &ir::Rule, pattern: &[Cell]) -> Option<(Slots, Vec<Vec<Value>>)> {
+    let count = rule.var_names.len();
+    let mut slots: Slots = vec![None; count];
+    let mut not: Vec<Vec<Value>> = vec![Vec::new(); count];
+    let aggregate = rule
+        .head
+        .aggregate
+        .as_ref()
+        .map(|aggregate| aggregate.column);
+    for (column, term) in rule.head.args.iter().enumerate() {
+        if Some(column) == aggregate {
+            continue;
+        }
+        let cell = pattern.get(column).unwrap_or(&Cell::Any);
+        match term {
+            Term::Var(var) => {
+                let index = var.index();
+                match cell {
+                    Cell::Is(value) => match slots.get(index)? {
+                        Some(current) if current != value => return None,
+                        _ => slots[index] = Some(value.clone()),
+                    },
+                    Cell::Not(values) => not.get_mut(index)?.extend(values.iter().cloned()),
+                    Cell::Any => {}
+                }
+            }
+            Term::Const(value) | Term::NamedConst(_, value) => {
+                if !cell.admits(value) {
+                    return None;
+                }
+            }
+            Term::Wildcard | Term::Arith(..) => {}
+        }
+    }
+    let comparisons: Vec<&ir::Comparison> = rule
+        .body
+        .iter()
+        .filter_map(|literal| match literal {
+            ir::Literal::Compare(comparison) => Some(comparison),
+            ir::Literal::Atom(_) => None,
+        })
+        .collect();
+    // `==` binds; repeat until nothing changes. A comparison with both sides bound must hold.
+    loop {
+        let before = slots.iter().filter(|slot| slot.is_some()).count();
+        for comparison in &comparisons {
+            if matcher::compare(comparison, &mut slots) == Some(false) {
+                return None;
+            }
+        }
+        if slots.iter().filter(|slot| slot.is_some()).count() == before {
+            break;
+        }
+    }
+    for comparison in &comparisons {
+        if comparison.op != ir::CompareOp::Ne {
+            continue;
+        }
+        let sides = [
+            (&comparison.lhs, &comparison.rhs),
+            (&comparison.rhs, &comparison.lhs),
+        ];
+        for (free, other) in sides {
+            if let (Some(var), Some(value)) = (free.as_var(), matcher::eval(other, &slots))
+                && slots.get(var.index()).is_some_and(Option::is_none)
+                && let Some(list) = not.get_mut(var.index())
+            {
+                list.push(value);
+            }
+        }
+    }
+    for (slot, excluded) in slots.iter().zip(&mut not) {
+        if let Some(value) = slot
+            && excluded.contains(value)
+        {
+            return None;
+        }
+        excluded.sort();
+        excluded.dedup();
+    }
+    Some((slots, not))
+}
+
+/// The request a body atom makes under the head's bindings.
+fn atom_pattern(atom: &ir::Atom, slots: &Slots, not: &[Vec<Value>]) -> Vec<Cell> {
+    atom.args
+        .iter()
+        .map(|term| match term {
+            Term::Var(var) => match slots.get(var.index()).cloned().flatten() {
+                Some(value) => Cell::Is(value),
+                None => match not.get(var.index()) {
+                    Some(values) if !values.is_empty() => Cell::Not(values.clone()),
+                    _ => Cell::Any,
+                },
+            },
+            Term::Wildcard => Cell::Any,
+            other => matcher::eval(other, slots).map_or(Cell::Any, Cell::Is),
+        })
+        .collect()
+}
 
 /// The backward step over one run.
 pub struct Lineage<'a> {
     run: &'a Run,
+    program: &'a ir::Program,
     atoms: &'a mut AtomTable,
     growth: &'a Growth,
     bounds: Bounds,
     nodes: &'a [String],
     first_send: HashMap<Value, u64>,
     memo: HashMap<FactRef, Rc<Solutions>>,
-    absent_memo: HashMap<AbsentKey, Rc<Solutions>>,
+    appear_memo: HashMap<AppearKey, Rc<Solutions>>,
     stack: HashSet<FactRef>,
+    appear_stack: HashSet<AppearKey>,
+    /// Why-not requests answered so far (see [`APPEAR_CAP`]).
+    requests: usize,
     cycle_hits: u64,
     /// Some sub-formula had more than [`SOLUTION_CAP`] minimal solutions.
     pub truncated: bool,
@@ -218,6 +488,7 @@ pub fn node_name(value: &Value) -> String {
 impl<'a> Lineage<'a> {
     pub fn new(
         run: &'a Run,
+        program: &'a ir::Program,
         atoms: &'a mut AtomTable,
         growth: &'a Growth,
         bounds: Bounds,
@@ -232,14 +503,17 @@ impl<'a> Lineage<'a> {
         }
         Lineage {
             run,
+            program,
             atoms,
             growth,
             bounds,
             nodes,
             first_send,
             memo: HashMap::new(),
-            absent_memo: HashMap::new(),
+            appear_memo: HashMap::new(),
             stack: HashSet::new(),
+            appear_stack: HashSet::new(),
+            requests: 0,
             cycle_hits: 0,
             truncated: false,
         }
@@ -336,78 +610,266 @@ impl<'a> Lineage<'a> {
         solutions
     }
 
-    /// The faults that could make a fact matching `absent` appear.
+    /// The faults that could make a fact matching `absent` appear (why-not provenance).
     fn break_absence(&mut self, absent: &Absent) -> Rc<Solutions> {
-        let key = (absent.rel, absent.tick, absent.pattern.clone());
-        if let Some(found) = self.absent_memo.get(&key) {
+        let pattern = absent
+            .pattern
+            .iter()
+            .map(|value| value.clone().map_or(Cell::Any, Cell::Is))
+            .collect();
+        self.appear(absent.rel, absent.tick, pattern)
+    }
+
+    /// The crashes that make a `crash(Observer, Crashed, Tick)` fact matching `pattern` hold.
+    fn crash_appears(&mut self, pattern: &[Cell]) -> Solutions {
+        let mut solutions = Vec::new();
+        if self.bounds.crashes == 0 {
+            return solutions;
+        }
+        let any = Cell::Any;
+        let node_cell = pattern.get(1).unwrap_or(&any);
+        let crashed: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|node| node_cell.admits(&Value::Str(node.as_str().into())))
+            .cloned()
+            .collect();
+        let tick_cell = pattern.get(2).unwrap_or(&any);
+        let ticks: Vec<u64> = (1..=self.bounds.eot)
+            .filter(|tick| {
+                i64::try_from(*tick).is_ok_and(|value| tick_cell.admits(&Value::Int(value)))
+            })
+            .collect();
+        for node in &crashed {
+            for tick in &ticks {
+                solutions.push(vec![self.atoms.intern(FaultAtom::Crash {
+                    node: node.clone(),
+                    tick: *tick,
+                })]);
+            }
+        }
+        solutions
+    }
+
+    /// The minimal fault sets under which a fact of `rel` matching `pattern`, which this run
+    /// does not have at `tick`, could hold there (a necessary condition: every fault set that
+    /// makes such a fact appear contains one of them).
+    ///
+    /// Faults only remove messages, so a new fact needs a new firing of a rule deriving it
+    /// (or, for a `table`, a new fact the tick before). Take such a firing under the larger
+    /// fault set: either one of its positive body facts is itself new (a request on that
+    /// atom, with the head's bindings and `!=` exclusions), or all its positive facts are in
+    /// this run — it is then a binding of the body here whose head is not in this run, so
+    /// one of its negated atoms is blocked here, and every blocking fact must be broken
+    /// (positive lineage). For an aggregate, a group's value also changes when one of its
+    /// bindings here is lost (a body fact broken, or a negated atom newly blocked). A new
+    /// fact derived through recursion within a tick has a first such fact, whose firing has
+    /// no new fact of the cycle, so a request met again on the stack contributes nothing.
+    fn appear(&mut self, rel: RelId, tick: u64, pattern: Vec<Cell>) -> Rc<Solutions> {
+        if tick == 0 {
+            return Rc::new(Vec::new());
+        }
+        if Some(rel) == self.growth.crash {
+            return Rc::new(minimise(self.crash_appears(&pattern)));
+        }
+        let index = rel.index();
+        let can_grow = self
+            .growth
+            .sources
+            .get(index)
+            .is_some_and(|sources| !sources.is_empty())
+            || self.growth.from_crash.get(index).copied().unwrap_or(false);
+        if !can_grow {
+            return Rc::new(Vec::new());
+        }
+        let fixed: Option<Vec<Value>> = pattern
+            .iter()
+            .map(|cell| match cell {
+                Cell::Is(value) => Some(value.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Some(values) = fixed
+            && self.run.holds(tick, rel, &values)
+        {
+            return Rc::new(Vec::new());
+        }
+        let key: AppearKey = (rel, tick, pattern);
+        if let Some(found) = self.appear_memo.get(&key) {
             return found.clone();
         }
-        let mut solutions: Solutions = Vec::new();
-        if Some(absent.rel) == self.growth.crash {
-            if self.bounds.crashes > 0 {
-                let crashed: Vec<String> = match absent.pattern.get(1) {
-                    Some(Some(node)) => vec![node_name(node)],
-                    _ => self.nodes.to_vec(),
-                };
-                let ticks: Vec<u64> = match absent.pattern.get(2) {
-                    Some(Some(Value::Int(tick))) => u64::try_from(*tick)
-                        .ok()
-                        .filter(|tick| *tick >= 1 && *tick <= self.bounds.eot)
-                        .into_iter()
-                        .collect(),
-                    Some(Some(_)) => Vec::new(),
-                    _ => (1..=self.bounds.eot).collect(),
-                };
-                for node in &crashed {
-                    for tick in &ticks {
-                        solutions.push(vec![self.atoms.intern(FaultAtom::Crash {
-                            node: node.clone(),
-                            tick: *tick,
-                        })]);
+        if self.appear_stack.contains(&key) {
+            self.cycle_hits += 1;
+            return Rc::new(Vec::new());
+        }
+        self.requests += 1;
+        let hits_before = self.cycle_hits;
+        let solutions = if self.requests > APPEAR_CAP
+            || self.growth.deleted.get(index).copied().unwrap_or(true)
+        {
+            self.appear_coarse(rel, tick)
+        } else {
+            self.appear_stack.insert(key.clone());
+            let solutions = self.appear_exact(rel, tick, &key.2);
+            self.appear_stack.remove(&key);
+            solutions
+        };
+        let solutions = Rc::new(solutions);
+        if self.cycle_hits == hits_before {
+            self.appear_memo.insert(key, solutions.clone());
+        }
+        solutions
+    }
+
+    /// [`Lineage::appear`] by chasing the rules deriving `rel`.
+    fn appear_exact(&mut self, rel: RelId, tick: u64, pattern: &[Cell]) -> Solutions {
+        let program = self.program;
+        let run = self.run;
+        let mut parts: Vec<Rc<Solutions>> = Vec::new();
+        if program.relation(rel).persistence == ir::Persistence::Table && tick > 1 {
+            parts.push(self.appear(rel, tick - 1, pattern.to_vec()));
+        }
+        for rule in program.rules_deriving(rel) {
+            if rule.kind == RuleKind::Delete {
+                continue;
+            }
+            let body_tick = if rule.kind == RuleKind::Deductive {
+                tick
+            } else {
+                tick - 1
+            };
+            if body_tick == 0 {
+                continue;
+            }
+            let Some((slots, not)) = head_bindings(rule, pattern) else {
+                continue;
+            };
+            // A new positive body fact.
+            for (_, atom) in rule.atoms() {
+                if atom.negated {
+                    continue;
+                }
+                if let Some(at) = matcher::atom_tick(atom, body_tick) {
+                    let request = atom_pattern(atom, &slots, &not);
+                    parts.push(self.appear(atom.rel, at, request));
+                }
+            }
+            // A binding of this run blocked by a negated atom.
+            let mut bindings: Vec<Slots> = Vec::new();
+            matcher::positive_bindings_from(run, body_tick, &rule.body, slots, &mut |theta, _| {
+                let allowed = theta.iter().zip(&not).all(|(value, excluded)| {
+                    value.as_ref().is_none_or(|value| !excluded.contains(value))
+                });
+                if allowed {
+                    bindings.push(theta.clone());
+                }
+            });
+            for theta in bindings {
+                if rule.head.aggregate.is_none() {
+                    let head: Option<Vec<Value>> = rule
+                        .head
+                        .args
+                        .iter()
+                        .map(|term| matcher::eval(term, &theta))
+                        .collect();
+                    if let Some(head) = head
+                        && (!admits_all(pattern, &head) || run.holds(tick, rel, &head))
+                    {
+                        continue;
                     }
                 }
-            }
-        } else {
-            let sources = self
-                .growth
-                .sources
-                .get(absent.rel.index())
-                .cloned()
-                .unwrap_or_default();
-            let run = self.run;
-            for message in &run.messages {
-                if message.send_tick < absent.tick
-                    && message.fate.is_delivered()
-                    && sources.contains(&message.rel)
-                {
-                    solutions.extend(self.kill_message(
-                        &message.sender,
-                        &message.dest,
-                        message.send_tick,
-                    ));
+                for (_, atom) in rule.atoms() {
+                    if !atom.negated {
+                        continue;
+                    }
+                    let blockers = matcher::matching_facts(run, body_tick, atom, &theta);
+                    if blockers.is_empty() {
+                        continue;
+                    }
+                    let mut part: Solutions = vec![Vec::new()];
+                    for blocker in blockers {
+                        let broken = self.broken(blocker);
+                        part = self.and(&part, &broken);
+                        if part.is_empty() {
+                            break;
+                        }
+                    }
+                    parts.push(Rc::new(part));
                 }
             }
-            if self
-                .growth
-                .from_crash
-                .get(absent.rel.index())
-                .copied()
-                .unwrap_or(false)
-                && self.bounds.crashes > 0
-            {
-                for node in self.nodes {
-                    for tick in 1..=self.bounds.eot {
-                        solutions.push(vec![self.atoms.intern(FaultAtom::Crash {
-                            node: node.clone(),
-                            tick,
-                        })]);
+            // An aggregate group of this run whose value changes.
+            if let Some(aggregate) = &rule.head.aggregate {
+                let groups: Vec<FactRef> = run
+                    .facts(tick, rel)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, tuple)| {
+                        tuple.len() == pattern.len()
+                            && pattern.iter().zip(tuple.iter()).enumerate().all(
+                                |(column, (cell, value))| {
+                                    column == aggregate.column || cell.admits(value)
+                                },
+                            )
+                    })
+                    .map(|(id, _)| FactRef {
+                        tick,
+                        rel,
+                        tuple: u32::try_from(id).unwrap_or(u32::MAX),
+                    })
+                    .collect();
+                for group in groups {
+                    for derivation in run.derivations(group) {
+                        if let Derivation::Aggregate(firing) = derivation
+                            && firing.rule == rule.id
+                        {
+                            for body in &firing.body {
+                                parts.push(self.broken(*body));
+                            }
+                            for absent in &firing.absent {
+                                parts.push(self.break_absence(absent));
+                            }
+                        }
                     }
                 }
             }
         }
-        let solutions = Rc::new(minimise(solutions));
-        self.absent_memo.insert(key, solutions.clone());
-        solutions
+        self.or(parts)
+    }
+
+    /// [`Lineage::appear`] over-approximated: any single fault that loses a delivered message,
+    /// sent before `tick`, of a relation with a non-monotone path into `rel` (and, when
+    /// `crash` reaches `rel`, any crash).
+    fn appear_coarse(&mut self, rel: RelId, tick: u64) -> Solutions {
+        let mut solutions: Solutions = Vec::new();
+        let sources = self
+            .growth
+            .sources
+            .get(rel.index())
+            .cloned()
+            .unwrap_or_default();
+        let run = self.run;
+        for message in &run.messages {
+            if message.send_tick < tick
+                && message.fate.is_delivered()
+                && sources.contains(&message.rel)
+            {
+                solutions.extend(self.kill_message(
+                    &message.sender,
+                    &message.dest,
+                    message.send_tick,
+                ));
+            }
+        }
+        if self
+            .growth
+            .from_crash
+            .get(rel.index())
+            .copied()
+            .unwrap_or(false)
+        {
+            solutions.extend(self.crash_appears(&[]));
+        }
+        minimise(solutions)
     }
 
     fn break_firing(
@@ -419,8 +881,21 @@ impl<'a> Lineage<'a> {
         if let Some((sender, dest, tick)) = message {
             parts.push(Rc::new(self.kill_message(sender, dest, tick)));
         }
-        for body in &firing.body {
-            let part = self.broken(*body);
+        let positions: Vec<&ir::Atom> = self
+            .program
+            .rule(firing.rule)
+            .atoms()
+            .map(|(_, atom)| atom)
+            .filter(|atom| !atom.negated)
+            .collect();
+        for (position, body) in firing.body.iter().enumerate() {
+            let threshold = positions.get(position).and_then(|atom| {
+                count_threshold(self.program, self.program.rule(firing.rule), atom)
+            });
+            let part = match threshold {
+                Some(threshold) => self.break_count(*body, threshold),
+                None => self.broken(*body),
+            };
             let trivially = part.iter().any(Vec::is_empty);
             parts.push(part);
             if trivially {
@@ -431,6 +906,143 @@ impl<'a> Lineage<'a> {
             parts.push(self.break_absence(absent));
         }
         self.or(parts)
+    }
+
+    /// The minimal fault sets that change the value of the aggregate `fact` (derived by
+    /// `firing`, which gathers its group): a new member of the group (a why-not request on the
+    /// body atoms with the group's values), or, for `max`/`min` over one atom without
+    /// negation, the loss of every member holding the extreme value; otherwise the loss of
+    /// any member.
+    fn break_aggregate(&mut self, fact: FactRef, firing: &graft_eval::RuleFiring) -> Solutions {
+        let program = self.program;
+        let run = self.run;
+        let rule = program.rule(firing.rule);
+        let Some(aggregate) = &rule.head.aggregate else {
+            return self.break_firing(firing, None);
+        };
+        let Some(tuple) = run.fact(fact) else {
+            return Vec::new();
+        };
+        let group: Vec<Cell> = tuple
+            .iter()
+            .enumerate()
+            .map(|(column, value)| {
+                if column == aggregate.column {
+                    Cell::Any
+                } else {
+                    Cell::Is(value.clone())
+                }
+            })
+            .collect();
+        let mut parts: Vec<Rc<Solutions>> = Vec::new();
+        if let Some((slots, not)) = head_bindings(rule, &group) {
+            for (_, atom) in rule.atoms() {
+                if !atom.negated
+                    && let Some(at) = matcher::atom_tick(atom, fact.tick)
+                {
+                    let request = atom_pattern(atom, &slots, &not);
+                    parts.push(self.appear(atom.rel, at, request));
+                }
+            }
+        }
+        let atoms: Vec<&ir::Atom> = rule.atoms().map(|(_, atom)| atom).collect();
+        let extreme = matches!(aggregate.func, ir::AggFunc::Max | ir::AggFunc::Min);
+        let column = atoms.first().and_then(|atom| {
+            atom.args
+                .iter()
+                .position(|term| term.as_var() == Some(aggregate.var))
+        });
+        match (extreme, atoms.len(), firing.absent.is_empty(), column) {
+            (true, 1, true, Some(column)) => {
+                let value = tuple.get(aggregate.column);
+                let mut part: Solutions = vec![Vec::new()];
+                for member in &firing.body {
+                    if run.fact(*member).and_then(|member| member.get(column)) != value {
+                        continue;
+                    }
+                    let broken = self.broken(*member);
+                    part = self.and(&part, &broken);
+                    if part.is_empty() {
+                        break;
+                    }
+                }
+                parts.push(Rc::new(part));
+            }
+            _ => parts.push(Rc::new(self.break_firing(firing, None))),
+        }
+        self.or(parts)
+    }
+
+    /// The minimal fault sets under which the `count` aggregate `fact` falls below
+    /// `threshold` (its group's members can only be lost: a new member raises the count),
+    /// or `broken(fact)` when the fact is not a single-atom count without negation.
+    fn break_count(&mut self, fact: FactRef, threshold: i64) -> Rc<Solutions> {
+        let run = self.run;
+        let program = self.program;
+        let derivations = run.derivations(fact);
+        let [Derivation::Aggregate(firing)] = derivations else {
+            return self.broken(fact);
+        };
+        let rule = program.rule(firing.rule);
+        let Some(aggregate) = rule
+            .head
+            .aggregate
+            .as_ref()
+            .filter(|aggregate| aggregate.func == ir::AggFunc::Count)
+        else {
+            return self.broken(fact);
+        };
+        let atoms: Vec<&ir::Atom> = rule.atoms().map(|(_, atom)| atom).collect();
+        let ([atom], true) = (atoms.as_slice(), firing.absent.is_empty()) else {
+            return self.broken(fact);
+        };
+        let Some(column) = atom
+            .args
+            .iter()
+            .position(|term| term.as_var() == Some(aggregate.var))
+        else {
+            return self.broken(fact);
+        };
+        // Members by counted value: a value stays counted while one of its facts holds.
+        let mut members: BTreeMap<Value, Vec<FactRef>> = BTreeMap::new();
+        for body in &firing.body {
+            if let Some(value) = run.fact(*body).and_then(|tuple| tuple.get(column)) {
+                members.entry(value.clone()).or_default().push(*body);
+            }
+        }
+        let count = i64::try_from(members.len()).unwrap_or(i64::MAX);
+        // Losing `count - threshold + 1` counted values breaks the firing.
+        let need = usize::try_from(count.saturating_sub(threshold).saturating_add(1)).unwrap_or(0);
+        if need == 0 {
+            return Rc::new(vec![Vec::new()]);
+        }
+        if need > members.len() || binomial(members.len(), need) > COMBINATION_CAP {
+            return self.broken(fact);
+        }
+        let mut lost: Vec<Rc<Solutions>> = Vec::new();
+        for facts in members.values() {
+            let mut part: Solutions = vec![Vec::new()];
+            for member in facts {
+                let broken = self.broken(*member);
+                part = self.and(&part, &broken);
+                if part.is_empty() {
+                    break;
+                }
+            }
+            lost.push(Rc::new(part));
+        }
+        let mut alternatives: Vec<Rc<Solutions>> = Vec::new();
+        for chosen in combinations(lost.len(), need) {
+            let mut part: Solutions = vec![Vec::new()];
+            for index in chosen {
+                part = self.and(&part, &lost[index]);
+                if part.is_empty() {
+                    break;
+                }
+            }
+            alternatives.push(Rc::new(part));
+        }
+        Rc::new(self.or(alternatives))
     }
 
     /// The minimal fault sets that break every derivation of `fact` in this run.
@@ -457,9 +1069,10 @@ impl<'a> Lineage<'a> {
             let part = match derivation {
                 Derivation::Crash | Derivation::Given { .. } => Vec::new(),
                 Derivation::Persisted { from } => (*self.broken(*from)).clone(),
-                Derivation::Rule(firing)
-                | Derivation::Aggregate(firing)
-                | Derivation::Next(firing) => self.break_firing(firing, None),
+                Derivation::Aggregate(firing) => self.break_aggregate(fact, firing),
+                Derivation::Rule(firing) | Derivation::Next(firing) => {
+                    self.break_firing(firing, None)
+                }
                 Derivation::Message {
                     sender,
                     send_tick,
@@ -518,5 +1131,37 @@ mod tests {
         assert_eq!(minimise(sets), vec![vec![1], vec![4], vec![2, 3]]);
         assert!(is_subset(&[1, 3], &[0, 1, 2, 3]));
         assert!(!is_subset(&[1, 4], &[0, 1, 2, 3]));
+    }
+
+    #[test]
+    fn combinations_choose_every_subset_once() {
+        assert_eq!(
+            combinations(4, 2),
+            vec![
+                vec![0, 1],
+                vec![0, 2],
+                vec![0, 3],
+                vec![1, 2],
+                vec![1, 3],
+                vec![2, 3]
+            ]
+        );
+        assert_eq!(combinations(3, 3), vec![vec![0, 1, 2]]);
+        assert_eq!(binomial(4, 2), 6);
+        assert_eq!(binomial(30, 15), 155_117_520);
+    }
+
+    #[test]
+    fn cells_admit_what_they_describe() {
+        let x = Value::Str("x".into());
+        let y = Value::Str("y".into());
+        assert!(Cell::Any.admits(&x));
+        assert!(Cell::Is(x.clone()).admits(&x) && !Cell::Is(x.clone()).admits(&y));
+        assert!(!Cell::Not(vec![y.clone()]).admits(&y) && Cell::Not(vec![y.clone()]).admits(&x));
+        assert!(admits_all(
+            &[Cell::Any, Cell::Not(vec![y.clone()])],
+            &[y.clone(), x.clone()]
+        ));
+        assert!(!admits_all(&[Cell::Any], &[x, y]));
     }
 }

@@ -8,7 +8,7 @@ use graft_eval::{FactRef, Run};
 /// Variable values during a match, by `VarId`.
 pub type Slots = Vec<Option<Value>>;
 
-fn eval(term: &Term, slots: &Slots) -> Option<Value> {
+pub(crate) fn eval(term: &Term, slots: &Slots) -> Option<Value> {
     match term {
         Term::Var(var) => slots.get(var.index()).cloned().flatten(),
         Term::Wildcard => None,
@@ -21,7 +21,7 @@ fn eval(term: &Term, slots: &Slots) -> Option<Value> {
 
 /// The tick an atom reads when evaluated at `tick`; `None` when it reads nothing (pinned to a
 /// later tick).
-fn atom_tick(atom: &ir::Atom, tick: u64) -> Option<u64> {
+pub(crate) fn atom_tick(atom: &ir::Atom, tick: u64) -> Option<u64> {
     match atom.tick {
         Some(pinned) if pinned > tick => None,
         Some(pinned) => Some(pinned),
@@ -83,7 +83,7 @@ pub fn matching_facts(run: &Run, tick: u64, atom: &ir::Atom, slots: &Slots) -> V
 }
 
 /// Whether a comparison holds; `None` while a side is unbound. `X == e` with `X` unbound binds.
-fn compare(comparison: &ir::Comparison, slots: &mut Slots) -> Option<bool> {
+pub(crate) fn compare(comparison: &ir::Comparison, slots: &mut Slots) -> Option<bool> {
     let lhs = eval(&comparison.lhs, slots);
     let rhs = eval(&comparison.rhs, slots);
     match (lhs, rhs) {
@@ -122,6 +122,17 @@ pub fn positive_bindings(
     var_count: usize,
     emit: &mut dyn FnMut(&Slots, &[FactRef]),
 ) {
+    positive_bindings_from(run, tick, body, vec![None; var_count], emit);
+}
+
+/// [`positive_bindings`] starting from `slots` (variables already bound keep their values).
+pub fn positive_bindings_from(
+    run: &Run,
+    tick: u64,
+    body: &[Literal],
+    mut slots: Slots,
+    emit: &mut dyn FnMut(&Slots, &[FactRef]),
+) {
     let positives: Vec<&ir::Atom> = body
         .iter()
         .filter_map(Literal::as_atom)
@@ -134,7 +145,6 @@ pub fn positive_bindings(
             Literal::Atom(_) => None,
         })
         .collect();
-    let mut slots: Slots = vec![None; var_count];
     let mut used = Vec::new();
     join(
         run,

@@ -2,7 +2,7 @@
 //! checked; good runs extend the search with the minimal fault sets that break their own
 //! lineage, seeded with the faults already injected.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use graft_compiler::ir::Value;
 use graft_eval::{FactRef, Run};
@@ -165,7 +165,14 @@ impl Verifier {
             targets.push((guard, None));
         }
         let nodes = self.nodes.clone();
-        let mut lineage = Lineage::new(run, atoms, &self.growth, self.bounds, &nodes);
+        let mut lineage = Lineage::new(
+            run,
+            self.program(),
+            atoms,
+            &self.growth,
+            self.bounds,
+            &nodes,
+        );
         let mut all: Solutions = Vec::new();
         for (facts, pre) in targets {
             let solutions = lineage.broken_all(&facts);
@@ -218,7 +225,12 @@ impl Verifier {
             }
         }
         replay.reverse();
-        let mut queue: BTreeSet<(usize, FaultSet)> = BTreeSet::new();
+        // Smallest first; among sets of one size, extensions of runs whose `post` already
+        // differs from the failure-free run's (their faults broke lineage) first.
+        let mut queue: BTreeSet<(usize, bool, FaultSet)> = BTreeSet::new();
+        // The key each queued set waits under (a set met again from a run with changed
+        // outputs moves forward).
+        let mut waiting: BTreeMap<FaultSet, bool> = BTreeMap::new();
         let mut truncated = false;
 
         let failure_free = Execution {
@@ -241,7 +253,10 @@ impl Verifier {
                     let faults = match replay.pop() {
                         Some(faults) => faults,
                         None => match queue.pop_first() {
-                            Some((_, faults)) => faults,
+                            Some((_, _, faults)) => {
+                                waiting.remove(&faults);
+                                faults
+                            }
                             None => break,
                         },
                     };
@@ -262,6 +277,8 @@ impl Verifier {
             if execution.violations.is_empty() {
                 let (sets, cut) = self.minimal_fault_sets(&execution.run, &mut atoms);
                 truncated |= cut;
+                let unchanged = self.spec.post.is_some()
+                    && self.spec.post_at(&execution.run, self.bounds.eot) == self.expected_post;
                 for extra in sets {
                     let mut candidate = execution.faults.clone();
                     candidate.drops.extend(extra.drops);
@@ -270,8 +287,16 @@ impl Verifier {
                         *entry = (*entry).min(tick);
                     }
                     candidate.normalise();
-                    if candidate.within(&self.bounds) && seen.insert(candidate.clone()) {
-                        queue.insert((candidate.size(), candidate));
+                    if !candidate.within(&self.bounds) {
+                        continue;
+                    }
+                    if seen.insert(candidate.clone()) {
+                        waiting.insert(candidate.clone(), unchanged);
+                        queue.insert((candidate.size(), unchanged, candidate));
+                    } else if !unchanged && waiting.get(&candidate) == Some(&true) {
+                        queue.remove(&(candidate.size(), true, candidate.clone()));
+                        waiting.insert(candidate.clone(), false);
+                        queue.insert((candidate.size(), false, candidate));
                     }
                 }
                 search.explored.push(execution.faults);
