@@ -272,7 +272,7 @@ impl Runtime {
             .filter_map(|(node, tick)| {
                 interner
                     .string(node)
-                    .map(|id| (Row(vec![Val::Str(id)]), (*tick).max(1)))
+                    .map(|id| (Row::from_vals(&[Val::Str(id)]), (*tick).max(1)))
             })
             .collect();
         let drops: Vec<(Row, u64)> = config
@@ -282,7 +282,7 @@ impl Runtime {
             .filter_map(|(from, to, tick)| {
                 let from = interner.string(from)?;
                 let to = interner.string(to)?;
-                Some((Row(vec![Val::Str(from), Val::Str(to)]), *tick))
+                Some((Row::from_vals(&[Val::Str(from), Val::Str(to)]), *tick))
             })
             .collect();
         let shown: Vec<RelId> = show.relations(&self.program).into_iter().collect();
@@ -413,7 +413,7 @@ impl Runtime {
                 facts.push(ShownFact {
                     tick,
                     relation: (*name).to_owned(),
-                    values: row.0.iter().map(|val| interner.value(*val)).collect(),
+                    values: row.iter().map(|val| interner.value(val)).collect(),
                 });
             }
         }

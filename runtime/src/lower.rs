@@ -26,12 +26,12 @@ use differential_dataflow::collection::AsCollection;
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::iterate::Variable;
-use differential_dataflow::trace::implementations::ValSpine;
+use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
 use graft_compiler::ir::{AggFunc, RelId, RuleKind};
 use timely::dataflow::Scope;
-use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::{Operator, empty};
-use timely::dataflow::operators::vec::{Filter, Map};
+use timely::dataflow::operators::vec::Filter;
 use timely::order::Product;
 use timely::progress::Timestamp;
 
@@ -67,6 +67,7 @@ impl TickTime for Product<u64, u64> {
 
 type Coll<'s, T> = VecCollection<'s, T, Row, isize>;
 type Arr<'s, T> = Arranged<'s, TraceAgent<ValSpine<Row, Row, T, isize>>>;
+type KeyArr<'s, T> = Arranged<'s, TraceAgent<KeySpine<Row, T, isize>>>;
 
 /// Everything one run's dataflow is built from; the same on every worker.
 #[derive(Clone, Debug)]
@@ -108,7 +109,7 @@ struct Env<'s, T: TickTime> {
     scope: Scope<'s, T>,
     rels: Vec<Option<Coll<'s, T>>>,
     arranged: HashMap<(RelId, Option<u64>, Vec<usize>), Arr<'s, T>>,
-    projected: HashMap<(RelId, Option<u64>, Vec<usize>), Coll<'s, T>>,
+    projected: HashMap<(RelId, Option<u64>, Vec<usize>), KeyArr<'s, T>>,
     pinned: HashMap<(RelId, u64), Coll<'s, T>>,
     /// Nodes from their crash tick on, when rules must not fire at crashed nodes (strict).
     down: Option<Coll<'s, T>>,
@@ -119,10 +120,10 @@ fn empty_collection<'s, T: TickTime>(scope: Scope<'s, T>) -> Coll<'s, T> {
 }
 
 fn project(row: &Row, columns: &[usize]) -> Row {
-    Row(columns
+    columns
         .iter()
         .filter_map(|column| row.get(*column))
-        .collect())
+        .collect()
 }
 
 impl<'s, T: TickTime> Env<'s, T> {
@@ -180,17 +181,32 @@ impl<'s, T: TickTime> Env<'s, T> {
         arranged
     }
 
-    /// The distinct projections of the relation on `columns` (for negation).
-    fn projected(&mut self, rel: RelId, pinned: Option<u64>, columns: &[usize]) -> Coll<'s, T> {
+    /// The distinct projections of the relation on `columns`, arranged (for negation).
+    ///
+    /// A relation's contents are a set (every relation is built by `distinct`), so when the
+    /// columns are all of the relation's (`whole`), the projection is the row itself and
+    /// needs no `distinct`.
+    fn projected(
+        &mut self,
+        rel: RelId,
+        pinned: Option<u64>,
+        columns: &[usize],
+        whole: bool,
+    ) -> KeyArr<'s, T> {
         let key = (rel, pinned, columns.to_vec());
         if let Some(found) = self.projected.get(&key) {
             return found.clone();
         }
         let owned = columns.to_vec();
-        let projected = self
-            .read(rel, pinned)
-            .map(move |row| project(&row, &owned))
-            .distinct();
+        let contents = self.read(rel, pinned);
+        let projected = if whole {
+            contents.arrange_by_self()
+        } else {
+            contents
+                .map(move |row| project(&row, &owned))
+                .distinct()
+                .arrange_by_self()
+        };
         self.projected.insert(key, projected.clone());
         projected
     }
@@ -207,9 +223,9 @@ impl<'s, T: TickTime> Env<'s, T> {
                     let check = atom.check.clone();
                     bindings
                         .flat_map(move |binding| {
-                            let values: Option<Vec<Val>> =
-                                key.iter().map(|expr| expr.eval(&binding.0)).collect();
-                            values.map(|values| (Row(values), binding))
+                            let values: Option<Row> =
+                                key.iter().map(|expr| expr.eval(&binding)).collect();
+                            values.map(|values| (values, binding))
                         })
                         .join_core(arranged, move |_key, binding, row| {
                             extend(binding, row, &bind, &check)
@@ -217,29 +233,32 @@ impl<'s, T: TickTime> Env<'s, T> {
                 }
                 Step::Compare { op, lhs, rhs } => {
                     let (op, lhs, rhs) = (*op, lhs.clone(), rhs.clone());
-                    bindings.filter(move |binding| {
-                        match (lhs.eval(&binding.0), rhs.eval(&binding.0)) {
+                    bindings.filter(
+                        move |binding| match (lhs.eval(binding), rhs.eval(binding)) {
                             (Some(lhs), Some(rhs)) => compare(op, lhs, rhs),
                             _ => false,
-                        }
-                    })
+                        },
+                    )
                 }
                 Step::Antijoin {
                     rel,
                     pinned,
                     columns,
                     key,
+                    whole,
                 } => {
-                    let present = self.projected(*rel, *pinned, columns);
+                    let present = self.projected(*rel, *pinned, columns, *whole);
                     let key = key.clone();
-                    bindings
-                        .flat_map(move |binding| {
-                            let values: Option<Vec<Val>> =
-                                key.iter().map(|expr| expr.eval(&binding.0)).collect();
-                            values.map(|values| (Row(values), binding))
-                        })
-                        .antijoin(present)
-                        .map(|(_, binding)| binding)
+                    let keyed = bindings.flat_map(move |binding| {
+                        let values: Option<Row> =
+                            key.iter().map(|expr| expr.eval(&binding)).collect();
+                        values.map(|values| (values, binding))
+                    });
+                    let matched = keyed
+                        .clone()
+                        .join_core(present, |_key, binding, ()| Some(binding.clone()))
+                        .negate();
+                    keyed.map(|(_, binding)| binding).concat(matched)
                 }
             };
         }
@@ -247,7 +266,9 @@ impl<'s, T: TickTime> Env<'s, T> {
             let location = rule.location;
             bindings = bindings
                 .flat_map(move |binding| {
-                    binding.get(location).map(|node| (Row(vec![node]), binding))
+                    binding
+                        .get(location)
+                        .map(|node| (Row::from_vals(&[node]), binding))
                 })
                 .antijoin(down)
                 .map(|(_, binding)| binding);
@@ -258,14 +279,18 @@ impl<'s, T: TickTime> Env<'s, T> {
     /// The bindings of a body's first atom.
     fn scan(&mut self, atom: &AtomPlan, slots: usize) -> Coll<'s, T> {
         let atom = atom.clone();
-        let expected: Vec<Option<Val>> = atom.key.iter().map(|expr| expr.eval(&[])).collect();
+        let expected: Vec<Option<Val>> = atom
+            .key
+            .iter()
+            .map(|expr| expr.eval(&Row::default()))
+            .collect();
         self.read(atom.rel, atom.pinned).flat_map(move |row| {
             for (column, value) in atom.key_columns.iter().zip(&expected) {
                 if value.is_none() || row.get(*column) != *value {
                     return None;
                 }
             }
-            let empty = Row(vec![Val::Int(0); slots]);
+            let empty = Row::zeros(slots);
             extend(&empty, &row, &atom.bind, &atom.check)
         })
     }
@@ -276,9 +301,9 @@ impl<'s, T: TickTime> Env<'s, T> {
         let head = rule.head.clone();
         let Some(aggregate) = rule.aggregate.clone() else {
             return bindings.flat_map(move |binding| {
-                let values: Option<Vec<Val>> =
-                    head.iter().map(|expr| expr.eval(&binding.0)).collect();
-                values.map(Row)
+                head.iter()
+                    .map(|expr| expr.eval(&binding))
+                    .collect::<Option<Row>>()
             });
         };
         let column = aggregate.column;
@@ -289,10 +314,10 @@ impl<'s, T: TickTime> Env<'s, T> {
                 let mut key = Vec::with_capacity(head.len());
                 for (index, expr) in head.iter().enumerate() {
                     if index != column {
-                        key.push(expr.eval(&binding.0)?);
+                        key.push(expr.eval(&binding)?);
                     }
                 }
-                Some((Row(key), value))
+                Some((Row::from_vals(&key), value))
             })
             .reduce(move |_key, values: &[(&Val, isize)], output| {
                 if let Some(result) = aggregate_value(func, values) {
@@ -300,9 +325,9 @@ impl<'s, T: TickTime> Env<'s, T> {
                 }
             })
             .map(move |(key, value)| {
-                let mut values = key.0;
+                let mut values = key.to_vec();
                 values.insert(column.min(values.len()), value);
-                Row(values)
+                Row::from_vals(&values)
             })
     }
 }
@@ -335,16 +360,16 @@ fn extend(
     bind: &[(usize, usize)],
     check: &[(usize, usize)],
 ) -> Option<Row> {
-    let mut slots = binding.0.clone();
+    let mut slots = binding.clone();
     for (column, slot) in bind {
-        *slots.get_mut(*slot)? = row.get(*column)?;
+        slots.set(*slot, row.get(*column)?)?;
     }
     for (column, slot) in check {
-        if row.get(*column)? != *slots.get(*slot)? {
+        if row.get(*column)? != slots.get(*slot)? {
             return None;
         }
     }
-    Some(Row(slots))
+    Some(slots)
 }
 
 /// The raw updates of a worker's share of `items` (every `peers`-th, from `index`).
@@ -428,7 +453,7 @@ pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<Ref
         let mut base = differential_dataflow::collection::concatenate(scope, sources);
         if let Some(down) = env.down.clone() {
             base = base
-                .flat_map(|row| row.get(0).map(|node| (Row(vec![node]), row)))
+                .flat_map(|row| row.get(0).map(|node| (Row::from_vals(&[node]), row)))
                 .antijoin(down)
                 .map(|(_, row)| row);
         }
@@ -489,34 +514,49 @@ pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<Ref
     }
 
     // What worker 0 gathers: the ticks at which bases changed, and the shown relations.
+    // A base is the output of `distinct`: every update it emits is a net change of its
+    // contents, so its times are the ticks of changes. Each batch sends its distinct times.
     let changes = differential_dataflow::collection::concatenate(scope, bases)
         .inner
-        .map(|(_, time, _)| ((), time, 1_isize))
-        .as_collection()
-        .consolidate_stream();
+        .unary(Pipeline, "ChangeTimes", |_capability, _info| {
+            let mut times: Vec<u64> = Vec::new();
+            move |input, output| {
+                input.for_each_stamp(|capability, data| {
+                    times.clear();
+                    for batch in data {
+                        times.extend(batch.iter().map(|(_, time, _)| *time));
+                    }
+                    times.sort_unstable();
+                    times.dedup();
+                    let mut session = output.session(&capability);
+                    for time in times.drain(..) {
+                        session.give(time);
+                    }
+                });
+            }
+        });
     let sink = Rc::clone(gathered);
-    changes.inner.sink(
-        Exchange::new(|_: &((), u64, isize)| 0_u64),
+    changes.sink(
+        Exchange::new(|_: &u64| 0_u64),
         "GatherChanges",
         move |(input, _frontier)| {
             input.for_each(|_capability, data| {
-                let mut gathered = sink.borrow_mut();
-                for ((), time, _) in data.drain(..) {
-                    gathered.changes.insert(time);
-                }
+                sink.borrow_mut().changes.extend(data.drain(..));
             });
         },
     );
+    if plan.shown.is_empty() {
+        return;
+    }
     let shown: Vec<Coll<'s, u64>> = plan
         .shown
         .iter()
         .map(|rel| {
             let tag = u32::try_from(rel.index()).unwrap_or(u32::MAX);
             env.relation(*rel).map(move |row| {
-                let mut tagged = Vec::with_capacity(row.0.len() + 1);
-                tagged.push(Val::Int(i64::from(tag)));
-                tagged.extend(row.0);
-                Row(tagged)
+                std::iter::once(Val::Int(i64::from(tag)))
+                    .chain(row.iter())
+                    .collect::<Row>()
             })
         })
         .collect();
@@ -529,13 +569,13 @@ pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<Ref
             move |(input, _frontier)| {
                 input.for_each(|_capability, data| {
                     let mut gathered = sink.borrow_mut();
-                    for (mut tagged, time, diff) in data.drain(..) {
-                        let Some(Val::Int(tag)) = tagged.0.first().copied() else {
+                    for (tagged, time, diff) in data.drain(..) {
+                        let Some(Val::Int(tag)) = tagged.get(0) else {
                             continue;
                         };
-                        tagged.0.remove(0);
+                        let row: Row = tagged.iter().skip(1).collect();
                         let tag = u32::try_from(tag).unwrap_or(u32::MAX);
-                        gathered.updates.push(((tag, tagged), time, diff));
+                        gathered.updates.push(((tag, row), time, diff));
                     }
                 });
             },
@@ -556,16 +596,15 @@ fn messages<'s>(
     let location = rule.location;
     let mut sent = bindings.flat_map(move |binding| {
         let sender = binding.get(location)?;
-        let values: Option<Vec<Val>> = head.iter().map(|expr| expr.eval(&binding.0)).collect();
-        values.map(|values| (Row(vec![sender]), Row(values)))
+        let values: Option<Row> = head.iter().map(|expr| expr.eval(&binding)).collect();
+        values.map(|values| (Row::from_vals(&[sender]), values))
     });
     if let Some(down) = down {
         sent = sent.antijoin(down);
     }
     let mut delivered = sent.map(|(sender, fact)| {
-        let mut route = sender.0;
-        route.extend(fact.get(0));
-        (Row(route), fact)
+        let route: Row = sender.iter().chain(fact.get(0)).collect();
+        (route, fact)
     });
     if let Some(dropped) = dropped {
         delivered = delivered.antijoin(dropped);

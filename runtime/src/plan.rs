@@ -48,6 +48,8 @@ pub(crate) enum Step {
         pinned: Option<u64>,
         columns: Vec<usize>,
         key: Vec<Expr>,
+        /// No wildcard: the columns are all of the relation's, in order.
+        whole: bool,
     },
 }
 
@@ -143,6 +145,7 @@ impl Pending<'_> {
                 Step::Antijoin {
                     rel: atom.rel,
                     pinned: atom.tick,
+                    whole: columns.len() == atom.args.len(),
                     columns,
                     key,
                 }

@@ -8,6 +8,7 @@
 //! exactly as [`ir::Value`] does (integers before strings before booleans). Every process of a
 //! cluster builds the same table from the same inputs, so indexes agree across processes.
 
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -33,24 +34,240 @@ impl Val {
     }
 }
 
+/// How many values a row holds inline; longer rows (rare) live on the heap.
+const INLINE: usize = 6;
+
 /// A fact's values (column 0 is its location), a join key (the location first), or a rule's
 /// binding.
+///
+/// Rows of up to [`INLINE`] values are stored inline, packed as a tag and 64 bits per value,
+/// so that building, cloning and dropping them allocates nothing: the dataflow's operators
+/// copy rows all the time. Rows compare as the sequences of their [`Val`]s, whatever their
+/// storage.
 ///
 /// Hashing a row hashes only its first value, which for facts and keys is the location:
 /// timely exchanges data by this hash, so all facts and all work of one node stay on one
 /// worker, and only messages between nodes cross workers.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub(crate) struct Row(pub(crate) Vec<Val>);
+#[derive(Clone)]
+pub(crate) enum Row {
+    /// `len` values; the tags and bits of unused positions are zero.
+    Inline {
+        len: u8,
+        tags: [u8; INLINE],
+        bits: [u64; INLINE],
+    },
+    Heap(Box<[Val]>),
+}
 
-impl Hash for Row {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.first().hash(state);
+const TAG_INT: u8 = 0;
+const TAG_STR: u8 = 1;
+const TAG_BOOL: u8 = 2;
+
+fn pack(val: Val) -> (u8, u64) {
+    match val {
+        Val::Int(number) => (TAG_INT, u64::from_ne_bytes(number.to_ne_bytes())),
+        Val::Str(index) => (TAG_STR, u64::from(index)),
+        Val::Bool(flag) => (TAG_BOOL, u64::from(flag)),
+    }
+}
+
+fn unpack(tag: u8, bits: u64) -> Val {
+    match tag {
+        TAG_INT => Val::Int(i64::from_ne_bytes(bits.to_ne_bytes())),
+        TAG_STR => Val::Str(u32::try_from(bits).unwrap_or(u32::MAX)),
+        _ => Val::Bool(bits != 0),
+    }
+}
+
+impl Default for Row {
+    fn default() -> Row {
+        Row::Inline {
+            len: 0,
+            tags: [0; INLINE],
+            bits: [0; INLINE],
+        }
     }
 }
 
 impl Row {
+    /// The row of these values.
+    pub(crate) fn from_vals(values: &[Val]) -> Row {
+        if values.len() > INLINE {
+            return Row::Heap(values.into());
+        }
+        let mut tags = [0; INLINE];
+        let mut bits = [0; INLINE];
+        for (index, value) in values.iter().enumerate() {
+            (tags[index], bits[index]) = pack(*value);
+        }
+        Row::Inline {
+            len: u8::try_from(values.len()).unwrap_or(0),
+            tags,
+            bits,
+        }
+    }
+
+    /// A row of `len` zeros.
+    pub(crate) fn zeros(len: usize) -> Row {
+        if len > INLINE {
+            return Row::Heap(vec![Val::Int(0); len].into());
+        }
+        Row::Inline {
+            len: u8::try_from(len).unwrap_or(0),
+            tags: [0; INLINE],
+            bits: [0; INLINE],
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Row::Inline { len, .. } => usize::from(*len),
+            Row::Heap(values) => values.len(),
+        }
+    }
+
     pub(crate) fn get(&self, index: usize) -> Option<Val> {
-        self.0.get(index).copied()
+        match self {
+            Row::Inline { len, tags, bits } => {
+                (index < usize::from(*len)).then(|| unpack(tags[index], bits[index]))
+            }
+            Row::Heap(values) => values.get(index).copied(),
+        }
+    }
+
+    /// Sets the value at `index`; `None` (and no change) if the row is shorter.
+    pub(crate) fn set(&mut self, index: usize, value: Val) -> Option<()> {
+        match self {
+            Row::Inline { len, tags, bits } => {
+                if index >= usize::from(*len) {
+                    return None;
+                }
+                (tags[index], bits[index]) = pack(value);
+            }
+            Row::Heap(values) => *values.get_mut(index)? = value,
+        }
+        Some(())
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Val> + '_ {
+        (0..self.len()).filter_map(move |index| self.get(index))
+    }
+
+    pub(crate) fn to_vec(&self) -> Vec<Val> {
+        self.iter().collect()
+    }
+}
+
+impl FromIterator<Val> for Row {
+    fn from_iter<I: IntoIterator<Item = Val>>(iter: I) -> Row {
+        let mut tags = [0; INLINE];
+        let mut bits = [0; INLINE];
+        let mut len = 0;
+        let mut iter = iter.into_iter();
+        for value in iter.by_ref() {
+            if len == INLINE {
+                let mut values: Vec<Val> = (0..INLINE).map(|i| unpack(tags[i], bits[i])).collect();
+                values.push(value);
+                values.extend(iter);
+                return Row::Heap(values.into());
+            }
+            (tags[len], bits[len]) = pack(value);
+            len += 1;
+        }
+        Row::Inline {
+            len: u8::try_from(len).unwrap_or(0),
+            tags,
+            bits,
+        }
+    }
+}
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Row) -> bool {
+        match (self, other) {
+            (
+                Row::Inline { len, tags, bits },
+                Row::Inline {
+                    len: other_len,
+                    tags: other_tags,
+                    bits: other_bits,
+                },
+            ) => len == other_len && tags == other_tags && bits == other_bits,
+            _ => self.len() == other.len() && self.iter().eq(other.iter()),
+        }
+    }
+}
+
+impl Eq for Row {}
+
+impl PartialOrd for Row {
+    fn partial_cmp(&self, other: &Row) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Row {
+    fn cmp(&self, other: &Row) -> Ordering {
+        match (self, other) {
+            (
+                Row::Inline { len, tags, bits },
+                Row::Inline {
+                    len: other_len,
+                    tags: other_tags,
+                    bits: other_bits,
+                },
+            ) => {
+                let common = usize::from(*len.min(other_len));
+                for index in 0..common {
+                    let (tag, other_tag) = (tags[index], other_tags[index]);
+                    let order = tag.cmp(&other_tag).then_with(|| {
+                        if tag == TAG_INT {
+                            let lhs = i64::from_ne_bytes(bits[index].to_ne_bytes());
+                            let rhs = i64::from_ne_bytes(other_bits[index].to_ne_bytes());
+                            lhs.cmp(&rhs)
+                        } else {
+                            bits[index].cmp(&other_bits[index])
+                        }
+                    });
+                    if order != Ordering::Equal {
+                        return order;
+                    }
+                }
+                len.cmp(other_len)
+            }
+            _ => self.iter().cmp(other.iter()),
+        }
+    }
+}
+
+impl Hash for Row {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.get(0).hash(state);
+    }
+}
+
+impl std::fmt::Debug for Row {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Row {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        // With its length first, as bincode (the cluster's wire format) requires.
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        for value in self.iter() {
+            seq.serialize_element(&value)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Row {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Row, D::Error> {
+        let values = Vec::<Val>::deserialize(deserializer)?;
+        Ok(Row::from_vals(&values))
     }
 }
 
@@ -102,8 +319,7 @@ impl Interner {
         values
             .iter()
             .map(|value| self.val(value))
-            .collect::<Option<Vec<Val>>>()
-            .map(Row)
+            .collect::<Option<Row>>()
     }
 }
 
@@ -155,9 +371,9 @@ impl Expr {
 
     /// The value over `slots`; `None` when arithmetic fails (non-integer, division by zero,
     /// overflow) or a string constant is missing: the rule then does not fire.
-    pub(crate) fn eval(&self, slots: &[Val]) -> Option<Val> {
+    pub(crate) fn eval(&self, slots: &Row) -> Option<Val> {
         match self {
-            Expr::Slot(slot) => slots.get(*slot).copied(),
+            Expr::Slot(slot) => slots.get(*slot),
             Expr::Const(value) => Some(*value),
             Expr::Missing => None,
             Expr::Arith(op, lhs, rhs) => {
@@ -191,5 +407,48 @@ pub(crate) fn compare(op: CompareOp, lhs: Val, rhs: Val) -> bool {
         CompareOp::Gt => lhs > rhs,
         CompareOp::Le => lhs <= rhs,
         CompareOp::Ge => lhs >= rhs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Row, Val};
+
+    /// Inline and heap rows order, compare and round-trip exactly as their values do.
+    #[test]
+    fn rows_order_as_their_values() {
+        let values = [
+            Val::Int(i64::MIN),
+            Val::Int(-1),
+            Val::Int(0),
+            Val::Int(i64::MAX),
+            Val::Str(0),
+            Val::Str(u32::MAX),
+            Val::Bool(false),
+            Val::Bool(true),
+        ];
+        let mut rows: Vec<Vec<Val>> = vec![Vec::new()];
+        for (index, value) in values.iter().enumerate() {
+            rows.push(vec![*value]);
+            rows.push(vec![*value, values[(index + 3) % values.len()]]);
+            rows.push(vec![values[(index + 5) % values.len()]; 7]);
+            let mut long: Vec<Val> = values.to_vec();
+            long.rotate_left(index);
+            rows.push(long);
+        }
+        for lhs in &rows {
+            let left = Row::from_vals(lhs);
+            assert_eq!(left.to_vec(), *lhs);
+            assert_eq!(lhs.iter().copied().collect::<Row>(), left);
+            for rhs in &rows {
+                let right = Row::from_vals(rhs);
+                assert_eq!(left.cmp(&right), lhs.cmp(rhs), "{lhs:?} vs {rhs:?}");
+                assert_eq!(left == right, lhs == rhs);
+            }
+        }
+        let mut row = Row::zeros(3);
+        assert_eq!(row.set(2, Val::Str(4)), Some(()));
+        assert_eq!(row.set(3, Val::Str(4)), None);
+        assert_eq!(row.to_vec(), vec![Val::Int(0), Val::Int(0), Val::Str(4)]);
     }
 }
