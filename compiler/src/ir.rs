@@ -405,8 +405,9 @@ pub fn eval_arith(op: ArithOp, lhs: &Value, rhs: &Value) -> Result<Value, EvalEr
 }
 
 /// Compares two values with a comparison operator (values of different kinds compare by the
-/// total order of [`Value`]; a well-typed program never does that).
-pub fn eval_compare(op: CompareOp, lhs: &Value, rhs: &Value) -> bool {
+/// total order of [`Value`]; a well-typed program never does that). Generic so that engines
+/// with their own value representation (the timely runtime's interned values) share it.
+pub fn eval_compare<T: Ord + ?Sized>(op: CompareOp, lhs: &T, rhs: &T) -> bool {
     match op {
         CompareOp::Eq => lhs == rhs,
         CompareOp::Ne => lhs != rhs,
@@ -644,7 +645,37 @@ pub struct Program {
     pub(crate) const_index: IndexMap<String, ConstId>,
 }
 
+/// Why a fact does not fit its program (the checker prevents both for checked facts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FactMismatch {
+    /// The fact names a relation id the program does not have.
+    UnknownRelation { rel: RelId },
+    /// The fact has the wrong number of values.
+    Arity {
+        relation: String,
+        expected: usize,
+        found: usize,
+    },
+}
+
 impl Program {
+    /// The relation of `fact`, when the fact fits it (known relation, right arity). Engines
+    /// call this on workload facts before running them.
+    pub fn fact_relation(&self, fact: &Fact) -> Result<&Relation, FactMismatch> {
+        let relation = self
+            .relations
+            .get(fact.rel.index())
+            .ok_or(FactMismatch::UnknownRelation { rel: fact.rel })?;
+        if relation.arity() != fact.values.len() {
+            return Err(FactMismatch::Arity {
+                relation: relation.name.clone(),
+                expected: relation.arity(),
+                found: fact.values.len(),
+            });
+        }
+        Ok(relation)
+    }
+
     pub fn relation(&self, id: RelId) -> &Relation {
         &self.relations[id.index()]
     }

@@ -231,16 +231,7 @@ impl Evaluator {
         facts
             .iter()
             .map(|fact| {
-                let Some(relation) = self.program.relations.get(fact.rel.index()) else {
-                    return Err(EvalError::UnknownRelation { rel: fact.rel });
-                };
-                if relation.arity() != fact.values.len() {
-                    return Err(EvalError::ArityMismatch {
-                        relation: relation.name.clone(),
-                        expected: relation.arity(),
-                        found: fact.values.len(),
-                    });
-                }
+                self.program.fact_relation(fact).map_err(EvalError::from)?;
                 Ok(GivenFact {
                     rel: fact.rel,
                     tuple: Arc::from(fact.values.as_slice()),

@@ -23,7 +23,7 @@ mod store;
 
 use std::fmt;
 
-use graft_compiler::ir::{RelId, RuleId};
+use graft_compiler::ir::{self, RelId, RuleId};
 
 pub use config::{CrashModel, EvalStrategy, Record, RunConfig};
 pub use engine::Evaluator;
@@ -87,3 +87,20 @@ impl fmt::Display for EvalError {
 }
 
 impl std::error::Error for EvalError {}
+
+impl From<ir::FactMismatch> for EvalError {
+    fn from(mismatch: ir::FactMismatch) -> EvalError {
+        match mismatch {
+            ir::FactMismatch::UnknownRelation { rel } => EvalError::UnknownRelation { rel },
+            ir::FactMismatch::Arity {
+                relation,
+                expected,
+                found,
+            } => EvalError::ArityMismatch {
+                relation,
+                expected,
+                found,
+            },
+        }
+    }
+}

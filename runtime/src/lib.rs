@@ -151,16 +151,22 @@ impl Runtime {
             .iter()
             .chain(facts)
             .map(|fact| {
-                let Some(relation) = self.program.relations.get(fact.rel.index()) else {
-                    return Err(RuntimeError::UnknownRelation { rel: fact.rel });
-                };
-                if relation.arity() != fact.values.len() {
-                    return Err(RuntimeError::ArityMismatch {
-                        relation: relation.name.clone(),
-                        expected: relation.arity(),
-                        found: fact.values.len(),
-                    });
-                }
+                self.program
+                    .fact_relation(fact)
+                    .map_err(|mismatch| match mismatch {
+                        ir::FactMismatch::UnknownRelation { rel } => {
+                            RuntimeError::UnknownRelation { rel }
+                        }
+                        ir::FactMismatch::Arity {
+                            relation,
+                            expected,
+                            found,
+                        } => RuntimeError::ArityMismatch {
+                            relation,
+                            expected,
+                            found,
+                        },
+                    })?;
                 Ok(GivenFact {
                     rel: fact.rel,
                     values: &fact.values,

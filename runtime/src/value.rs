@@ -397,17 +397,10 @@ impl Expr {
     }
 }
 
-/// A comparison as the language defines it (values of different kinds compare by the total
-/// order of values, which a well-typed program never does).
+/// A comparison as the language defines it: the IR's own, over interned values (which order
+/// as the values they stand for).
 pub(crate) fn compare(op: CompareOp, lhs: Val, rhs: Val) -> bool {
-    match op {
-        CompareOp::Eq => lhs == rhs,
-        CompareOp::Ne => lhs != rhs,
-        CompareOp::Lt => lhs < rhs,
-        CompareOp::Gt => lhs > rhs,
-        CompareOp::Le => lhs <= rhs,
-        CompareOp::Ge => lhs >= rhs,
-    }
+    graft_compiler::ir::eval_compare(op, &lhs, &rhs)
 }
 
 #[cfg(test)]

@@ -1128,53 +1128,36 @@ pub(super) fn apply(plan: &PartitionPlan, draft: &mut Draft, files: &mut [FactsF
         tick: 1,
     };
     let span = i64::from(n) - 1;
-    for (route, senders) in &route_senders {
-        for sender in senders {
-            for node in &role_nodes {
-                for slot in -span..=span {
-                    let k = partition_of(&Value::Int(slot), n);
-                    generated.push(fact(
-                        route,
-                        vec![
-                            Value::str(sender),
-                            Value::str(node),
-                            Value::Int(slot),
-                            Value::str(&partition_node(node, k)),
-                        ],
-                    ));
-                }
-            }
+    for (route, sender, node) in per_sender_and_node(&route_senders, &role_nodes) {
+        for slot in -span..=span {
+            let k = partition_of(&Value::Int(slot), n);
+            let destination = Value::str(&partition_node(node, k));
+            let values = vec![
+                Value::str(sender),
+                Value::str(node),
+                Value::Int(slot),
+                destination,
+            ];
+            generated.push(fact(route, values));
         }
     }
-    for (replicas, senders) in &replica_senders {
-        for sender in senders {
-            for node in &role_nodes {
-                for k in 0..n {
-                    generated.push(fact(
-                        replicas,
-                        vec![
-                            Value::str(sender),
-                            Value::str(node),
-                            Value::str(&partition_node(node, k)),
-                        ],
-                    ));
-                }
-            }
+    for (replicas, sender, node) in per_sender_and_node(&replica_senders, &role_nodes) {
+        for k in 0..n {
+            let values = vec![
+                Value::str(sender),
+                Value::str(node),
+                Value::str(&partition_node(node, k)),
+            ];
+            generated.push(fact(replicas, values));
         }
     }
-    for (table, senders) in &coordinator_senders {
-        for sender in senders {
-            for node in &role_nodes {
-                generated.push(fact(
-                    table,
-                    vec![
-                        Value::str(sender),
-                        Value::str(node),
-                        Value::str(&Coordinator::node(node)),
-                    ],
-                ));
-            }
-        }
+    for (table, sender, node) in per_sender_and_node(&coordinator_senders, &role_nodes) {
+        let values = vec![
+            Value::str(sender),
+            Value::str(node),
+            Value::str(&Coordinator::node(node)),
+        ];
+        generated.push(fact(table, values));
     }
     if let Some(coordinator) = &coordinator {
         generated.extend(coordinator.facts(plan, &role_nodes));
@@ -1891,6 +1874,20 @@ fn draft_location_type(relations: &[DRelation], name: &str) -> Option<String> {
         .iter()
         .find(|relation| relation.name == name)
         .map(|relation| relation.location_type().to_owned())
+}
+
+/// The rows of generated routing tables: one per table, sender and node of the partitioned role.
+fn per_sender_and_node<'a>(
+    tables: &'a [(String, BTreeSet<String>)],
+    role_nodes: &'a BTreeSet<String>,
+) -> impl Iterator<Item = (&'a str, &'a str, &'a str)> + 'a {
+    tables.iter().flat_map(move |(table, senders)| {
+        senders.iter().flat_map(move |sender| {
+            role_nodes
+                .iter()
+                .map(move |node| (table.as_str(), sender.as_str(), node.as_str()))
+        })
+    })
 }
 
 #[cfg(test)]
