@@ -114,6 +114,10 @@ pub struct Growth {
     crash: Option<RelId>,
     /// Per relation: whether a `delete` rule retracts its facts.
     deleted: Vec<bool>,
+    /// Per relation derived only by local `@async` rules that all put their location (the
+    /// sender) in one head column: that column. A fact of such a relation at tick t is a
+    /// message from the node named there, sent at t − 1, in every run.
+    sender_column: Vec<Option<usize>>,
 }
 
 impl Growth {
@@ -168,11 +172,40 @@ impl Growth {
                 *flag = true;
             }
         }
+        let mut sender_column: Vec<Option<usize>> = vec![None; count];
+        for (index, column) in sender_column.iter_mut().enumerate() {
+            let rel = RelId::from_index(index);
+            let mut found: Option<usize> = None;
+            let mut consistent = true;
+            for rule in program.rules_deriving(rel) {
+                let sender = rule.location.filter(|location| {
+                    rule.kind == RuleKind::Async
+                        && rule.atoms().all(|(_, atom)| {
+                            atom.args.first().and_then(Term::as_var) == Some(*location)
+                        })
+                });
+                let at = sender.and_then(|location| {
+                    rule.head
+                        .args
+                        .iter()
+                        .position(|term| term.as_var() == Some(location))
+                });
+                match (at, found) {
+                    (Some(at), None) => found = Some(at),
+                    (Some(at), Some(previous)) if at == previous => {}
+                    _ => consistent = false,
+                }
+            }
+            if consistent {
+                *column = found;
+            }
+        }
         Growth {
             sources,
             from_crash,
             crash,
             deleted,
+            sender_column,
         }
     }
 }
@@ -254,6 +287,11 @@ fn combinations(n: usize, k: usize) -> Vec<Vec<usize>> {
 /// that keeps the firing: losing members below it breaks the firing, any other change keeps
 /// it. `None` otherwise.
 fn count_threshold(program: &ir::Program, rule: &ir::Rule, atom: &ir::Atom) -> Option<i64> {
+    count_test(program, rule, atom).map(|(_, threshold)| threshold)
+}
+
+/// [`count_threshold`] with the atom's count column: `(column, threshold)`.
+fn count_test(program: &ir::Program, rule: &ir::Rule, atom: &ir::Atom) -> Option<(usize, i64)> {
     if atom.negated || rule.head.aggregate.is_some() {
         return None;
     }
@@ -266,7 +304,8 @@ fn count_threshold(program: &ir::Program, rule: &ir::Rule, atom: &ir::Atom) -> O
         }
         column = Some(aggregate.column);
     }
-    let var = atom.args.get(column?)?.as_var()?;
+    let column = column?;
+    let var = atom.args.get(column)?.as_var()?;
     let used_elsewhere = rule.atoms().any(|(_, other)| {
         !std::ptr::eq(other, atom) && other.args.iter().any(|arg| mentions(arg, var))
     }) || atom.args.iter().filter(|arg| mentions(arg, var)).count() > 1
@@ -303,7 +342,7 @@ fn count_threshold(program: &ir::Program, rule: &ir::Rule, atom: &ir::Atom) -> O
             };
             bound = bound.max(limit?);
         }
-        Some(bound)
+        Some((column, bound))
     }
 }
 
@@ -323,6 +362,11 @@ pub enum Cell {
     Is(Value),
     /// Any value but these (sorted, without duplicates).
     Not(Vec<Value>),
+    /// The count column of a request made by a rule that only tests the count against the
+    /// constant lower bound `t` (and uses it nowhere else): a new firing of that rule needs a
+    /// group that is new or rises to `t` with new members. A group of this run that loses
+    /// members only lowers its count, which can only remove firings.
+    Rising(i64),
 }
 
 impl Cell {
@@ -331,6 +375,7 @@ impl Cell {
             Cell::Any => true,
             Cell::Is(wanted) => wanted == value,
             Cell::Not(excluded) => !excluded.contains(value),
+            Cell::Rising(threshold) => matches!(value, Value::Int(count) if count >= threshold),
         }
     }
 }
@@ -380,7 +425,7 @@ fn head_bindings(rule: &ir::Rule, pattern: &[Cell]) -> Option<(Slots, Vec<Vec<Va
                         _ => slots[index] = Some(value.clone()),
                     },
                     Cell::Not(values) => not.get_mut(index)?.extend(values.iter().cloned()),
-                    Cell::Any => {}
+                    Cell::Any | Cell::Rising(_) => {}
                 }
             }
             Term::Const(value) | Term::NamedConst(_, value) => {
@@ -517,6 +562,44 @@ impl<'a> Lineage<'a> {
             cycle_hits: 0,
             truncated: false,
         }
+    }
+
+    /// Whether every run under faults containing `solution` loses `fact`: a message (of a
+    /// relation whose sender a head column names, see [`Growth`]) that this run received
+    /// only as a message, whose sending the solution omits or whose sender it crashes at or
+    /// before the send tick.
+    fn loses(&self, solution: &[u32], fact: FactRef) -> bool {
+        let Some(column) = self
+            .growth
+            .sender_column
+            .get(fact.rel.index())
+            .copied()
+            .flatten()
+        else {
+            return false;
+        };
+        let Some(tuple) = self.run.fact(fact) else {
+            return false;
+        };
+        let only_messages = self
+            .run
+            .derivations(fact)
+            .iter()
+            .all(|derivation| matches!(derivation, Derivation::Message { .. }));
+        let (Some(sender), Some(dest)) = (tuple.get(column), tuple.first()) else {
+            return false;
+        };
+        if !only_messages || fact.tick < 2 {
+            return false;
+        }
+        let (sender, dest, sent) = (node_name(sender), node_name(dest), fact.tick - 1);
+        solution.iter().any(|id| match self.atoms.get(*id) {
+            Some(FaultAtom::Omission { from, to, tick }) => {
+                *from == sender && *to == dest && *tick == sent
+            }
+            Some(FaultAtom::Crash { node, tick }) => *node == sender && *tick <= sent,
+            None => false,
+        })
     }
 
     /// Atom id facts: (is crash, node, tick).
@@ -673,13 +756,7 @@ impl<'a> Lineage<'a> {
             return Rc::new(minimise(self.crash_appears(&pattern)));
         }
         let index = rel.index();
-        let can_grow = self
-            .growth
-            .sources
-            .get(index)
-            .is_some_and(|sources| !sources.is_empty())
-            || self.growth.from_crash.get(index).copied().unwrap_or(false);
-        if !can_grow {
+        if !self.can_grow(rel) {
             return Rc::new(Vec::new());
         }
         let fixed: Option<Vec<Value>> = pattern
@@ -704,6 +781,7 @@ impl<'a> Lineage<'a> {
         }
         self.requests += 1;
         let hits_before = self.cycle_hits;
+
         let solutions = if self.requests > APPEAR_CAP
             || self.growth.deleted.get(index).copied().unwrap_or(true)
         {
@@ -719,6 +797,46 @@ impl<'a> Lineage<'a> {
             self.appear_memo.insert(key, solutions.clone());
         }
         solutions
+    }
+
+    /// Whether faults can add facts to `rel` (relative to this run): `crash` when crashes are
+    /// allowed, and relations with a non-monotone path from a relation, or a path from `crash`.
+    /// The facts of any other relation in a run with more faults are a subset of this run's.
+    fn can_grow(&self, rel: RelId) -> bool {
+        if Some(rel) == self.growth.crash {
+            return self.bounds.crashes > 0;
+        }
+        let index = rel.index();
+        self.growth
+            .sources
+            .get(index)
+            .is_some_and(|sources| !sources.is_empty())
+            || self.growth.from_crash.get(index).copied().unwrap_or(false)
+    }
+
+    /// Whether a new firing of `rule` under the head's bindings (`slots`, `not`) is possible
+    /// at `body_tick`: every positive atom of a relation that cannot gain facts must match a
+    /// fact this run has (a run with more faults has no others).
+    fn firing_possible(
+        &self,
+        rule: &ir::Rule,
+        body_tick: u64,
+        slots: &Slots,
+        not: &[Vec<Value>],
+    ) -> bool {
+        rule.atoms().all(|(_, atom)| {
+            if atom.negated || self.can_grow(atom.rel) {
+                return true;
+            }
+            let Some(at) = matcher::atom_tick(atom, body_tick) else {
+                return false;
+            };
+            let request = atom_pattern(atom, slots, not);
+            self.run
+                .facts(at, atom.rel)
+                .iter()
+                .any(|tuple| admits_all(&request, tuple))
+        })
     }
 
     /// [`Lineage::appear`] by chasing the rules deriving `rel`.
@@ -744,27 +862,42 @@ impl<'a> Lineage<'a> {
             let Some((slots, not)) = head_bindings(rule, pattern) else {
                 continue;
             };
+            if !self.firing_possible(rule, body_tick, &slots, &not) {
+                continue;
+            }
             // A new positive body fact.
             for (_, atom) in rule.atoms() {
                 if atom.negated {
                     continue;
                 }
                 if let Some(at) = matcher::atom_tick(atom, body_tick) {
-                    let request = atom_pattern(atom, &slots, &not);
+                    let mut request = atom_pattern(atom, &slots, &not);
+                    if let Some((column, threshold)) = count_test(program, rule, atom)
+                        && let Some(cell) = request.get_mut(column)
+                        && *cell == Cell::Any
+                    {
+                        *cell = Cell::Rising(threshold);
+                    }
                     parts.push(self.appear(atom.rel, at, request));
                 }
             }
             // A binding of this run blocked by a negated atom.
-            let mut bindings: Vec<Slots> = Vec::new();
-            matcher::positive_bindings_from(run, body_tick, &rule.body, slots, &mut |theta, _| {
-                let allowed = theta.iter().zip(&not).all(|(value, excluded)| {
-                    value.as_ref().is_none_or(|value| !excluded.contains(value))
-                });
-                if allowed {
-                    bindings.push(theta.clone());
-                }
-            });
-            for theta in bindings {
+            let mut bindings: Vec<(Slots, Vec<FactRef>)> = Vec::new();
+            matcher::positive_bindings_from(
+                run,
+                body_tick,
+                &rule.body,
+                slots,
+                &mut |theta, used| {
+                    let allowed = theta.iter().zip(&not).all(|(value, excluded)| {
+                        value.as_ref().is_none_or(|value| !excluded.contains(value))
+                    });
+                    if allowed {
+                        bindings.push((theta.clone(), used.to_vec()));
+                    }
+                },
+            );
+            for (theta, used) in bindings {
                 if rule.head.aggregate.is_none() {
                     let head: Option<Vec<Value>> = rule
                         .head
@@ -794,11 +927,19 @@ impl<'a> Lineage<'a> {
                             break;
                         }
                     }
+                    // Faults that surely lose one of the binding's own messages unblock it
+                    // in vain: the binding is gone with them.
+                    part.retain(|solution| !used.iter().any(|fact| self.loses(solution, *fact)));
                     parts.push(Rc::new(part));
                 }
             }
-            // An aggregate group of this run whose value changes.
-            if let Some(aggregate) = &rule.head.aggregate {
+            // An aggregate group of this run whose value changes (a lowered count read only
+            // against a lower bound cannot add a firing).
+            let rising = rule.head.aggregate.as_ref().is_some_and(|aggregate| {
+                aggregate.func == ir::AggFunc::Count
+                    && matches!(pattern.get(aggregate.column), Some(Cell::Rising(_)))
+            });
+            if let Some(aggregate) = rule.head.aggregate.as_ref().filter(|_| !rising) {
                 let groups: Vec<FactRef> = run
                     .facts(tick, rel)
                     .iter()
@@ -822,12 +963,8 @@ impl<'a> Lineage<'a> {
                         if let Derivation::Aggregate(firing) = derivation
                             && firing.rule == rule.id
                         {
-                            for body in &firing.body {
-                                parts.push(self.broken(*body));
-                            }
-                            for absent in &firing.absent {
-                                parts.push(self.break_absence(absent));
-                            }
+                            let loss = self.aggregate_loss(group, firing);
+                            parts.push(Rc::new(loss));
                         }
                     }
                 }
@@ -945,6 +1082,24 @@ impl<'a> Lineage<'a> {
                 }
             }
         }
+        parts.push(Rc::new(self.aggregate_loss(fact, firing)));
+        self.or(parts)
+    }
+
+    /// The minimal fault sets under which the aggregate `fact` (derived by `firing`) changes
+    /// value by losing members of its group: for `max`/`min` over one atom without negation,
+    /// the loss of every member holding the extreme value; otherwise the loss of any member
+    /// (or a negated atom of a member becoming blocked).
+    fn aggregate_loss(&mut self, fact: FactRef, firing: &graft_eval::RuleFiring) -> Solutions {
+        let program = self.program;
+        let run = self.run;
+        let rule = program.rule(firing.rule);
+        let Some(aggregate) = &rule.head.aggregate else {
+            return self.break_firing(firing, None);
+        };
+        let Some(tuple) = run.fact(fact) else {
+            return Vec::new();
+        };
         let atoms: Vec<&ir::Atom> = rule.atoms().map(|(_, atom)| atom).collect();
         let extreme = matches!(aggregate.func, ir::AggFunc::Max | ir::AggFunc::Min);
         let column = atoms.first().and_then(|atom| {
@@ -966,11 +1121,10 @@ impl<'a> Lineage<'a> {
                         break;
                     }
                 }
-                parts.push(Rc::new(part));
+                part
             }
-            _ => parts.push(Rc::new(self.break_firing(firing, None))),
+            _ => self.break_firing(firing, None),
         }
-        self.or(parts)
     }
 
     /// The minimal fault sets under which the `count` aggregate `fact` falls below
@@ -1162,6 +1316,8 @@ mod tests {
             &[Cell::Any, Cell::Not(vec![y.clone()])],
             &[y.clone(), x.clone()]
         ));
-        assert!(!admits_all(&[Cell::Any], &[x, y]));
+        assert!(!admits_all(&[Cell::Any], &[x.clone(), y]));
+        assert!(Cell::Rising(2).admits(&Value::Int(2)) && Cell::Rising(2).admits(&Value::Int(5)));
+        assert!(!Cell::Rising(2).admits(&Value::Int(1)) && !Cell::Rising(2).admits(&x));
     }
 }

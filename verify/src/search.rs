@@ -139,11 +139,17 @@ pub fn record(verifier: &Verifier, iteration: u64, execution: &Execution) -> Run
 
 impl Verifier {
     /// The minimal fault sets that would break `run`'s lineage: for every `post` fact at EOT
-    /// that the failure-free run has and whose `pre` holds, the sets breaking it but not its
-    /// `pre` (those would make the run vacuous); and for every fact guarding a `never`
-    /// invariant, the sets breaking it. Returns the fault sets and whether a formula was
-    /// truncated.
-    pub fn minimal_fault_sets(&self, run: &Run, atoms: &mut AtomTable) -> (Vec<FaultSet>, bool) {
+    /// that the failure-free run has and whose `pre` holds, the sets breaking it; and for
+    /// every fact guarding a `never` invariant, the sets breaking it. Each set comes with
+    /// whether it looks vacuous: for every target it breaks, the lineage says it also breaks
+    /// the target's `pre`. The lineage of negated atoms over-approximates, so such a set (and
+    /// its extensions) may still falsify `post`: it is explored last, not dropped. Returns the
+    /// sets (useful first, then smallest first) and whether a formula was truncated.
+    pub fn minimal_fault_sets(
+        &self,
+        run: &Run,
+        atoms: &mut AtomTable,
+    ) -> (Vec<(FaultSet, bool)>, bool) {
         let eot = self.bounds.eot;
         let program = self.program();
         let mut targets: Vec<(Vec<FactRef>, Option<FactRef>)> = Vec::new();
@@ -174,28 +180,34 @@ impl Verifier {
             &nodes,
         );
         let mut all: Solutions = Vec::new();
+        let mut useful: BTreeSet<Vec<u32>> = BTreeSet::new();
         for (facts, pre) in targets {
             let solutions = lineage.broken_all(&facts);
             let vacuous = match pre {
                 Some(pre) => (*lineage.broken(pre)).clone(),
                 None => Vec::new(),
             };
-            all.extend(
-                solutions
-                    .into_iter()
-                    .filter(|solution| !Lineage::implies_any(solution, &vacuous)),
-            );
+            for solution in solutions {
+                if !Lineage::implies_any(&solution, &vacuous) {
+                    useful.insert(solution.clone());
+                }
+                all.push(solution);
+            }
         }
         let truncated = lineage.truncated;
         drop(lineage);
         let all = crate::lineage::minimise(all);
-        let mut sets: Vec<FaultSet> = all
+        let mut sets: Vec<(FaultSet, bool)> = all
             .iter()
-            .map(|solution| atoms.fault_set(solution))
-            .filter(|faults| !faults.is_empty())
+            .map(|solution| (atoms.fault_set(solution), !useful.contains(solution)))
+            .filter(|(faults, _)| !faults.is_empty())
             .collect();
-        sets.sort_by(|a, b| a.size().cmp(&b.size()).then_with(|| a.cmp(b)));
-        sets.dedup();
+        sets.sort_by(|a, b| {
+            a.1.cmp(&b.1)
+                .then_with(|| a.0.size().cmp(&b.0.size()))
+                .then_with(|| a.0.cmp(&b.0))
+        });
+        sets.dedup_by(|a, b| a.0 == b.0);
         (sets, truncated)
     }
 
@@ -225,12 +237,13 @@ impl Verifier {
             }
         }
         replay.reverse();
-        // Smallest first; among sets of one size, extensions of runs whose `post` already
-        // differs from the failure-free run's (their faults broke lineage) first.
-        let mut queue: BTreeSet<(usize, bool, FaultSet)> = BTreeSet::new();
-        // The key each queued set waits under (a set met again from a run with changed
-        // outputs moves forward).
-        let mut waiting: BTreeMap<FaultSet, bool> = BTreeMap::new();
+        // Sets that do not look vacuous first, then extensions of runs whose `post` already
+        // differs from the failure-free run's (their faults broke lineage), then smallest
+        // first (then in a fixed order).
+        let mut queue: BTreeSet<(Priority, FaultSet)> = BTreeSet::new();
+        // The key each queued set waits under (a set met again under a better key moves
+        // forward).
+        let mut waiting: BTreeMap<FaultSet, Priority> = BTreeMap::new();
         let mut truncated = false;
 
         let failure_free = Execution {
@@ -253,7 +266,7 @@ impl Verifier {
                     let faults = match replay.pop() {
                         Some(faults) => faults,
                         None => match queue.pop_first() {
-                            Some((_, _, faults)) => {
+                            Some((_, faults)) => {
                                 waiting.remove(&faults);
                                 faults
                             }
@@ -279,7 +292,7 @@ impl Verifier {
                 truncated |= cut;
                 let unchanged = self.spec.post.is_some()
                     && self.spec.post_at(&execution.run, self.bounds.eot) == self.expected_post;
-                for extra in sets {
+                for (extra, vacuous) in sets {
                     let mut candidate = execution.faults.clone();
                     candidate.drops.extend(extra.drops);
                     for (node, tick) in extra.crashes {
@@ -290,13 +303,20 @@ impl Verifier {
                     if !candidate.within(&self.bounds) {
                         continue;
                     }
+                    let priority = Priority {
+                        vacuous,
+                        unchanged,
+                        size: candidate.size(),
+                    };
                     if seen.insert(candidate.clone()) {
-                        waiting.insert(candidate.clone(), unchanged);
-                        queue.insert((candidate.size(), unchanged, candidate));
-                    } else if !unchanged && waiting.get(&candidate) == Some(&true) {
-                        queue.remove(&(candidate.size(), true, candidate.clone()));
-                        waiting.insert(candidate.clone(), false);
-                        queue.insert((candidate.size(), false, candidate));
+                        waiting.insert(candidate.clone(), priority);
+                        queue.insert((priority, candidate));
+                    } else if let Some(old) = waiting.get(&candidate).copied()
+                        && priority < old
+                    {
+                        queue.remove(&(old, candidate.clone()));
+                        waiting.insert(candidate.clone(), priority);
+                        queue.insert((priority, candidate));
                     }
                 }
                 search.explored.push(execution.faults);
@@ -335,6 +355,17 @@ impl Verifier {
         };
         Ok(search)
     }
+}
+
+/// The order of queued candidates (smallest first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Priority {
+    /// The lineage says it breaks the `pre` of every target it breaks (false first).
+    vacuous: bool,
+    /// The run it extends had the failure-free run's `post` (false first).
+    unchanged: bool,
+    /// Faults in the set.
+    size: usize,
 }
 
 /// The values of a post fact, for reports.
