@@ -8,33 +8,54 @@ use std::path::{Path, PathBuf};
 
 use common::{exit_code, graft, root, transcript};
 
-/// The version directories kept under `examples/*/versions/`, with the pass that made them.
-const VERSIONS: &[(&str, &str, &str)] = &[
+/// The version directories kept under `examples/*/versions/`, with the passes that made them
+/// (in order).
+const VERSIONS: &[(&str, &str, &[&str])] = &[
     (
         "2pc",
         "partition-participant",
-        "partition(participant, by=tx, n=2)",
+        &["partition(participant, by=tx, n=2)"],
     ),
     (
         "2pc",
         "decouple-outcome",
-        "decouple(participant, rels=[outcome], to=learner)",
+        &["decouple(participant, rels=[outcome], to=learner)"],
     ),
     (
         "voting",
         "partition-leader",
-        "partition(leader, by=id, n=2)",
+        &["partition(leader, by=id, n=2)"],
+    ),
+    (
+        "voting",
+        "decouple-collector",
+        &[
+            "decouple(leader, rels=[requested, votes, yes_votes, no_votes, decided, vote], to=collector)",
+        ],
+    ),
+    (
+        "voting",
+        "decouple-partition-collector",
+        &[
+            "decouple(leader, rels=[requested, votes, yes_votes, no_votes, decided, vote], to=collector)",
+            "partition(collector, by=id, n=2)",
+        ],
     ),
     (
         "paxos",
         "partition-acceptor",
-        "partition(acceptor, by=ballot, n=2, partial=true)",
+        &["partition(acceptor, by=ballot, n=2, partial=true)"],
     ),
-    ("paxos", "quorum-flexible", "quorum(Q1=3, Q2=1)"),
+    ("paxos", "quorum-flexible", &["quorum(Q1=3, Q2=1)"]),
     (
         "broadcast-best-effort",
         "batch-deliver",
-        "batch(deliver, ticks=2)",
+        &["batch(deliver, ticks=2)"],
+    ),
+    (
+        "kvs",
+        "partition-primary",
+        &["partition(primary, by=key, n=2)"],
     ),
 ];
 
@@ -71,22 +92,27 @@ fn scratch(name: &str) -> PathBuf {
 
 #[test]
 fn example_versions_are_reproduced_exactly() {
-    for (directory, version, pass) in VERSIONS {
+    for (directory, version, passes) in VERSIONS {
         let out = scratch(&format!("{directory}-{version}"));
         let program = out.join(format!("{directory}.graft"));
         let justification = out.join("justification.json");
+        let pass = passes.join("' --pass '");
         let mut args = vec![
             "rewrite".to_owned(),
             format!("examples/{directory}/{directory}.graft"),
-            "--pass".to_owned(),
-            (*pass).to_owned(),
+        ];
+        for pass in *passes {
+            args.push("--pass".to_owned());
+            args.push((*pass).to_owned());
+        }
+        args.extend([
             "-o".to_owned(),
             program.to_string_lossy().into_owned(),
             "--justification".to_owned(),
             justification.to_string_lossy().into_owned(),
             "--facts-out".to_owned(),
             out.to_string_lossy().into_owned(),
-        ];
+        ]);
         args.extend(facts_args(directory));
         let output = graft(&args);
         assert_eq!(exit_code(&output), 0, "{pass}:\n{}", transcript(&output));
@@ -118,7 +144,7 @@ fn example_versions_are_reproduced_exactly() {
 
 #[test]
 fn graft_test_passes_on_the_examples() {
-    for directory in ["2pc", "voting", "paxos", "broadcast-best-effort"] {
+    for directory in ["2pc", "voting", "paxos", "broadcast-best-effort", "kvs"] {
         let output = graft(&["test", &format!("examples/{directory}")]);
         assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -363,11 +389,11 @@ read(S, C, I)@async :- get(C, I), server_of(C, S);
 got(C, I, V) :- reply(C, I, V);
 ";
 
-#[test]
-fn partial_partitioning_runs_the_coordinator_round_and_compares_eventually() {
-    let directory = scratch("partial-coordinator").join("kv");
-    let version = directory.join("versions/partition-server");
-    std::fs::create_dir_all(&version).expect("version directory");
+/// Writes `PARTIAL_KV` with a topology and a workload into a scratch directory.
+fn partial_kv(name: &str) -> PathBuf {
+    let directory = scratch(name).join("kv");
+    std::fs::create_dir_all(directory.join("versions/partition-server"))
+        .expect("version directory");
     std::fs::write(directory.join("kv.graft"), PARTIAL_KV).expect("program");
     std::fs::write(
         directory.join("topology.facts"),
@@ -380,6 +406,11 @@ fn partial_partitioning_runs_the_coordinator_round_and_compares_eventually() {
         "put(\"c\", 1, \"a\")@1;\nput(\"c\", 2, \"b\")@2;\nget(\"c\", 1)@2;\nget(\"c\", 2)@3;\n",
     )
     .expect("workload");
+    directory
+}
+
+/// `graft rewrite` of `PARTIAL_KV` into `versions/partition-server`.
+fn rewrite_partial_kv(directory: &Path) {
     let path = |name: &str| directory.join(name).to_string_lossy().into_owned();
     let output = graft(&[
         "rewrite",
@@ -398,6 +429,14 @@ fn partial_partitioning_runs_the_coordinator_round_and_compares_eventually() {
         &path("versions/partition-server/justification.json"),
     ]);
     assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+}
+
+#[test]
+fn partial_partitioning_runs_the_coordinator_round_and_compares_eventually() {
+    let directory = partial_kv("partial-coordinator");
+    let version = directory.join("versions/partition-server");
+    let path = |name: &str| directory.join(name).to_string_lossy().into_owned();
+    rewrite_partial_kv(&directory);
     let text = std::fs::read_to_string(version.join("kv.graft")).expect("rewritten program");
     assert!(text.contains("role server_coordinator;"), "{text}");
     assert!(
@@ -406,6 +445,11 @@ fn partial_partitioning_runs_the_coordinator_round_and_compares_eventually() {
     );
     assert!(
         text.contains("reply(C, I, V)@async :- read_ready(S, C, I), store(S, I, V);"),
+        "{text}"
+    );
+    // Partitions read the committed batch, applied once, in index order.
+    assert!(
+        text.contains("store(S, I, V)@next :- write_apply(S, _, I, V);"),
         "{text}"
     );
     let justification =
@@ -450,4 +494,349 @@ fn partial_partitioning_runs_the_coordinator_round_and_compares_eventually() {
     assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("(eventual)"), "{stdout}");
+}
+
+/// A store partitioned by a string key: senders look the key's slot up in a generated table
+/// (a stable hash of the value), and a key the table does not list goes to partition 0.
+const STRING_KV: &str = "role client;
+role server;
+
+input table server_of(at: client, s: server);
+input put(at: client, k: string, v: int);
+channel write(at: server, from: client, k: string, v: int);
+channel ack(at: client, k: string, v: int);
+table store(at: server, k: string, v: int);
+output table acked(at: client, k: string, v: int);
+
+write(S, C, K, V)@async :- put(C, K, V), server_of(C, S);
+store(S, K, V) :- write(S, _, K, V);
+ack(C, K, V)@async :- write(S, C, K, _), store(S, K, V);
+acked(C, K, V) :- ack(C, K, V);
+";
+
+#[test]
+fn partition_keys_of_any_type_route_by_a_stable_hash() {
+    let directory = scratch("string-key").join("kv");
+    let version = directory.join("versions/partition-server");
+    std::fs::create_dir_all(&version).expect("version directory");
+    std::fs::write(directory.join("kv.graft"), STRING_KV).expect("program");
+    std::fs::write(
+        directory.join("topology.facts"),
+        "server_of(\"c\", \"s\")@1;\n",
+    )
+    .expect("topology");
+    std::fs::write(
+        directory.join("workload.facts"),
+        "put(\"c\", \"apple\", 1)@1;\nput(\"c\", \"pear\", 2)@1;\nput(\"c\", \"fig\", 3)@2;\n",
+    )
+    .expect("workload");
+    let path = |name: &str| directory.join(name).to_string_lossy().into_owned();
+    let output = graft(&[
+        "rewrite",
+        &path("kv.graft"),
+        "--pass",
+        "partition(server, by=k, n=2)",
+        "--facts",
+        &path("topology.facts"),
+        "--facts",
+        &path("workload.facts"),
+        "--facts-out",
+        &path("versions/partition-server"),
+        "-o",
+        &path("versions/partition-server/kv.graft"),
+        "--justification",
+        &path("versions/partition-server/justification.json"),
+    ]);
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    let text = std::fs::read_to_string(version.join("kv.graft")).expect("rewritten program");
+    assert!(
+        text.contains("input table server_slot(at: client, value: string, slot: int);"),
+        "{text}"
+    );
+    assert!(text.contains("server_slot(C, K, Slot),"), "{text}");
+    assert!(
+        text.contains("notin server_slot(C, K, _),\n    server_route(C, S, 0, Part);"),
+        "{text}"
+    );
+    let topology = std::fs::read_to_string(version.join("topology.facts")).expect("facts");
+    // The hash is pinned: "apple" lands on partition 0 and "pear" on partition 1.
+    assert!(
+        topology.contains("server_slot(\"c\", \"apple\", 0)@1;"),
+        "{topology}"
+    );
+    assert!(
+        topology.contains("server_slot(\"c\", \"pear\", 1)@1;"),
+        "{topology}"
+    );
+    let accepted = graft(&["test", &directory.to_string_lossy(), "--accept"]);
+    assert_eq!(exit_code(&accepted), 0, "{}", transcript(&accepted));
+    let tested = graft(&["test", &directory.to_string_lossy()]);
+    assert_eq!(exit_code(&tested), 0, "{}", transcript(&tested));
+    assert!(String::from_utf8_lossy(&tested.stdout).contains("(per-tick)"));
+}
+
+#[test]
+fn decouple_then_partition_of_either_role_checks() {
+    for second in [
+        "partition(participant, by=tx, n=2)",
+        "partition(learner, by=tx, n=2)",
+    ] {
+        let directory = scratch(&format!("decouple-then-{}", &second[10..20]));
+        let mut args = vec![
+            "rewrite".to_owned(),
+            "examples/2pc/2pc.graft".to_owned(),
+            "--pass".to_owned(),
+            "decouple(participant, rels=[outcome], to=learner)".to_owned(),
+            "--pass".to_owned(),
+            second.to_owned(),
+            "-o".to_owned(),
+            directory.join("2pc.graft").to_string_lossy().into_owned(),
+            "--facts-out".to_owned(),
+            directory.to_string_lossy().into_owned(),
+        ];
+        args.extend(facts_args("2pc"));
+        let output = graft(&args);
+        assert_eq!(exit_code(&output), 0, "{second}: {}", transcript(&output));
+        let text = std::fs::read_to_string(directory.join("2pc.graft")).expect("program");
+        // The invariant about a participant's outcome still names the participant's node.
+        assert!(
+            text.contains("learner_self(P_learner, P),"),
+            "{second}: {text}"
+        );
+        let check = graft(&["check", &directory.join("2pc.graft").to_string_lossy()]);
+        assert_eq!(exit_code(&check), 0, "{}", transcript(&check));
+    }
+}
+
+/// What the `eventual` comparison of `graft test` compares, from `graft run`'s printed output
+/// facts: every fact that ever held, and the facts at the last tick printed.
+fn eventual_outputs(
+    stdout: &str,
+) -> (
+    std::collections::BTreeSet<String>,
+    std::collections::BTreeSet<String>,
+) {
+    let facts: Vec<(String, u64)> = stdout
+        .lines()
+        .filter_map(|line| {
+            let (fact, tick) = line.trim_end_matches(';').rsplit_once('@')?;
+            Some((fact.to_owned(), tick.parse().ok()?))
+        })
+        .collect();
+    let last = facts.iter().map(|(_, tick)| *tick).max().unwrap_or(0);
+    let ever = facts.iter().map(|(fact, _)| fact.clone()).collect();
+    let at_last = facts
+        .iter()
+        .filter(|(_, tick)| *tick == last)
+        .map(|(fact, _)| fact.clone())
+        .collect();
+    (ever, at_last)
+}
+
+/// Runs `graft run PROGRAM --facts F... --drop D...` and returns its standard output.
+#[track_caller]
+fn run_with_drops(program: &str, facts: &[String], drops: &[&str]) -> String {
+    let mut args = vec!["run".to_owned(), program.to_owned()];
+    for file in facts {
+        args.push("--facts".to_owned());
+        args.push(file.clone());
+    }
+    for drop in drops {
+        args.push("--drop".to_owned());
+        args.push((*drop).to_owned());
+    }
+    let output = graft(&args);
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_coordinator_round_resends_lost_votes_and_commits() {
+    let directory = partial_kv("partial-drops");
+    rewrite_partial_kv(&directory);
+    let path = |name: &str| directory.join(name).to_string_lossy().into_owned();
+    let source = run_with_drops(
+        &path("kv.graft"),
+        &[path("topology.facts"), path("workload.facts")],
+        &[],
+    );
+    let expected = eventual_outputs(&source);
+    assert_eq!(expected.0.len(), 2, "{source}");
+    let version = "versions/partition-server";
+    // Fault-free: `put(1)`'s request reaches the coordinator at tick 2 (vote requests sent),
+    // the votes arrive at tick 4 (commit sent), and the commits at tick 5.
+    let faults: &[&[&str]] = &[
+        // A lost vote request: the coordinator asks again.
+        &["s/coordinator,s/0,2"],
+        // A lost vote: the coordinator asks again, the partition votes again.
+        &["s/0,s/coordinator,3"],
+        // A lost commit (with its batch): sent again until acknowledged; meanwhile the
+        // second batch's commit reaches the partition first and waits for the first.
+        &["s/coordinator,s/1,4"],
+        // A lost acknowledgement: the commit is sent again and applied only once.
+        &["s/1,s/coordinator,5"],
+        // All of them at once, and a second loss of the resent vote request.
+        &[
+            "s/coordinator,s/0,2",
+            "s/coordinator,s/0,4",
+            "s/0,s/coordinator,3",
+            "s/coordinator,s/1,4",
+            "s/1,s/coordinator,6",
+        ],
+    ];
+    for drops in faults {
+        let new = run_with_drops(
+            &path(&format!("{version}/kv.graft")),
+            &[
+                path(&format!("{version}/topology.facts")),
+                path(&format!("{version}/workload.facts")),
+            ],
+            drops,
+        );
+        assert_eq!(
+            eventual_outputs(&new),
+            expected,
+            "with --drop {drops:?} the partitioned version's outputs differ from the source's\n--- source\n{source}--- partitioned\n{new}"
+        );
+    }
+}
+
+#[test]
+fn the_paxos_partial_version_survives_lost_round_messages() {
+    let source = run_with_drops(
+        "examples/paxos/paxos.graft",
+        &[
+            "examples/paxos/topology.facts".to_owned(),
+            "examples/paxos/workload.facts".to_owned(),
+        ],
+        &[],
+    );
+    let expected = eventual_outputs(&source);
+    let version = "examples/paxos/versions/partition-acceptor";
+    // Two of three acceptors lose round messages: without resends, a stalled or diverged
+    // acceptor pair would leave no quorum.
+    let drops = [
+        "a1/coordinator,a1/0,2",
+        "a1/coordinator,a1/1,3",
+        "a1/0,a1/coordinator,4",
+        "a2/coordinator,a2/0,2",
+        "a2/coordinator,a2/1,4",
+        "a2/1,a2/coordinator,5",
+    ];
+    let new = run_with_drops(
+        &format!("{version}/paxos.graft"),
+        &[
+            format!("{version}/topology.facts"),
+            format!("{version}/workload.facts"),
+        ],
+        &drops,
+    );
+    assert_eq!(
+        eventual_outputs(&new),
+        expected,
+        "--- source\n{source}--- partitioned, with drops\n{new}"
+    );
+}
+
+/// The KVS with `inflight`'s declared key removed: nothing says that a request id determines
+/// its key, so `committed` (which has only the request id) cannot be placed.
+fn kvs_without_key(name: &str) -> String {
+    let directory = scratch(name);
+    let text = std::fs::read_to_string(root().join("examples/kvs/kvs.graft")).expect("kvs");
+    let declaration =
+        "table inflight(at: primary, client: client, req: int, key: string, value: string)";
+    assert!(text.contains(&format!("{declaration} key(req);")));
+    let program = directory.join("kvs.graft");
+    std::fs::write(
+        &program,
+        text.replace(
+            &format!("{declaration} key(req);"),
+            &format!("{declaration};"),
+        ),
+    )
+    .expect("write");
+    program
+        .strip_prefix(root())
+        .expect("under the root")
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn a_declared_key_lets_relations_without_the_key_column_be_partitioned() {
+    // With `inflight ... key(req)`: `acks`, `ack_count` and `committed` (request ids only) are
+    // placed on the partition of their request's key; the backups route `rep_ack` by the key
+    // their `replicate` message carries.
+    let output = graft(&[
+        "rewrite",
+        "examples/kvs/kvs.graft",
+        "--pass",
+        "partition(primary, by=key, n=2)",
+    ]);
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("rep_ack(Part, B, R)@async :-\n    replicate(B, P, R, Key, _),"),
+        "{text}"
+    );
+    let justification = std::fs::read_to_string(
+        root().join("examples/kvs/versions/partition-primary/justification.json"),
+    )
+    .expect("justification");
+    let record: serde_json::Value = serde_json::from_str(&justification).expect("json");
+    assert_eq!(record["passes"][0]["case"], "dependencies");
+    assert_eq!(
+        record["passes"][0]["assumptions"][0]["relation"],
+        "inflight"
+    );
+    assert_eq!(record["passes"][0]["assumptions"][0]["key"][0], "req");
+    // Without the declaration the same request is refused.
+    let program = kvs_without_key("kvs-no-key");
+    let refused = graft(&[
+        "rewrite",
+        &program,
+        "--pass",
+        "partition(primary, by=key, n=2)",
+    ]);
+    assert_eq!(exit_code(&refused), 1, "{}", transcript(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("[key-not-variable]"), "{stderr}");
+    assert!(
+        stderr.contains("committed(P, C, R) :- inflight(P, C, R, _, _)"),
+        "{stderr}"
+    );
+    insta::assert_snapshot!(
+        "refused_partition-without-declared-key",
+        transcript(&refused)
+    );
+}
+
+#[test]
+fn graft_test_checks_the_assumed_key_on_every_run() {
+    let directory = scratch("kvs-assumed-key").join("kvs");
+    copy_dir(&root().join("examples/kvs"), &directory);
+    // Two clients use the same request id for different keys: `inflight`'s key(req) breaks.
+    let workload = "put(\"c1\", 1, \"x\", \"1\")@1;\nput(\"c2\", 1, \"y\", \"2\")@1;\n";
+    std::fs::write(directory.join("workload-clash.facts"), workload).expect("write");
+    std::fs::write(
+        directory.join("versions/partition-primary/workload-clash.facts"),
+        workload,
+    )
+    .expect("write");
+    let output = graft(&["test", &directory.to_string_lossy(), "--accept"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(exit_code(&output), 1, "{}", transcript(&output));
+    assert!(
+        stdout.contains("the rewrite assumed key(req) of `inflight`, but at tick 2 a node holds both inflight(\"P\", \"c1\", 1, \"x\", \"1\")@2 and inflight(\"P\", \"c2\", 1, \"y\", \"2\")@2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the rewrite's precondition does not hold on this workload"),
+        "{stdout}"
+    );
+    // The workloads that respect the key still pass.
+    assert!(
+        stdout.contains("kvs.graft on workload: same outputs as"),
+        "{stdout}"
+    );
 }

@@ -317,11 +317,46 @@ impl<'p> Inference<'p> {
         };
         // Columns of undeclared relations, and columns declared `node`, hold nodes of any role.
         let relation = self.program.relation(rel);
-        let widen_roles = !relation.is_declared()
-            || relation
-                .columns
-                .get(index)
-                .is_some_and(|column| column.ty == Type::Node);
+        let declared_node = matches!(
+            relation.origin,
+            ir::RelationOrigin::Declared | ir::RelationOrigin::Builtin
+        ) && relation
+            .columns
+            .get(index)
+            .is_some_and(|column| column.ty == Type::Node);
+        if declared_node {
+            // A declared `node` column accepts a node of any role without tying the role of
+            // one use to another's: the term's class is checked (and, when nothing is known
+            // of it yet, typed as a node), not merged with the column's.
+            let root = self.find(slot);
+            let column_root = self.find(column);
+            let (ty, origin) = {
+                let slot = &self.slots[root as usize];
+                (slot.ty, slot.origin.clone())
+            };
+            match ty.join(Infer::Node, true) {
+                Some(joined) => {
+                    if joined != ty {
+                        let column_origin = self.slots[column_root as usize].origin.clone();
+                        let slot = &mut self.slots[root as usize];
+                        slot.ty = joined;
+                        slot.origin = column_origin.or(origin);
+                    }
+                }
+                None => {
+                    let conflict = Conflict {
+                        left: (ty, origin),
+                        right: (Infer::Node, self.slots[column_root as usize].origin.clone()),
+                    };
+                    let name = &self.program.relation(rel).name;
+                    let column_name = &self.program.relation(rel).columns[index].name;
+                    let what = format!("column `{column_name}` of `{name}`");
+                    self.conflict(codes::TYPE_CONFLICT, span, conflict, &what);
+                }
+            }
+            return;
+        }
+        let widen_roles = !relation.is_declared();
         if let Err(conflict) = self.unify_with(slot, column, widen_roles) {
             let name = &self.program.relation(rel).name;
             let column_name = &self.program.relation(rel).columns[index].name;

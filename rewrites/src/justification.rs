@@ -43,6 +43,19 @@ pub struct Discharged {
     pub evidence: String,
 }
 
+/// Something a pass relied on that it could not prove from the program: a declared key of a
+/// relation (partitioning with dependencies). `graft test` checks it on every run of the source
+/// version and of the new version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assumption {
+    /// The relation whose declared key is assumed to hold.
+    pub relation: String,
+    /// The key's columns: at every tick a node holds at most one fact of the relation per
+    /// value of these columns, and (as no rule retracts from it) the same one for the rest of
+    /// the run.
+    pub key: Vec<String>,
+}
+
 /// An old name and the names it became.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NameMap {
@@ -86,6 +99,9 @@ pub struct PassRecord {
     /// New node -> the node it replaces (nodes not listed are unchanged).
     pub nodes: BTreeMap<String, String>,
     pub comparison: Comparison,
+    /// What the pass assumed and `graft test` checks (absent when nothing was assumed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assumptions: Vec<Assumption>,
 }
 
 /// The record of a whole `graft rewrite` invocation.

@@ -120,6 +120,8 @@ pub const PRECONDITIONS: &[(&str, &str)] = &[
     ("replicated-write-same-tick", "R0037"),
     ("nothing-partitioned", "R0038"),
     ("key-not-variable", "R0039"),
+    ("sender-lacks-key", "R0050"),
+    ("dependency-key-sequenced", "R0051"),
     ("not-movable", "R0040"),
     ("stayer-reads-moved", "R0041"),
     ("moved-half-negates", "R0042"),
@@ -129,6 +131,7 @@ pub const PRECONDITIONS: &[(&str, &str)] = &[
     ("moved-half-retracts", "R0046"),
     ("nothing-stays", "R0047"),
     ("channel-shared", "R0048"),
+    ("spec-reads-both-halves", "R0049"),
 ];
 
 /// The diagnostic code of a precondition name (`R0000` for an unlisted name, which a test

@@ -499,13 +499,15 @@ decouple(ROLE, rels=[R1, R2, ...], to=NEWROLE, on=colocated|new)
 
 partition(ROLE, by=COLUMN, n=N, partial=false)
     Run every node X of ROLE as N partitions `X/0` .. `X/N-1`. Each relation of ROLE gets one
-    distribution key (the column named COLUMN, or one inherited through the rules that derive
-    it) such that every join, group-by and negation is local to a partition. Senders route by
-    the key modulo N. Relations with no such key are refused, or, with partial=true,
-    replicated on every partition (read-only inputs are copied; updates are broadcast to every
-    partition and arrive when the original update would).
+    distribution key (the column named COLUMN, one inherited through the rules that derive
+    it, or COLUMN as a declared `key(c)` of a table of ROLE determines it from column c) such
+    that every join, group-by and negation is local to a partition. Senders route by the key
+    modulo N (non-int keys by a stable hash). Relations with no such key are refused, or, with
+    partial=true, replicated on every partition (read-only inputs are copied; updates are
+    broadcast to every partition; inputs that write replicated state go through a
+    coordinator round that resends until acknowledged).
       ROLE     the role to partition
-      by       the distribution key's column name (an int column)
+      by       the distribution key's column name (any type)
       n        the number of partitions (default 2)
       partial  true to replicate relations that cannot be partitioned (default false)
 

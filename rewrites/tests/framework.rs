@@ -160,3 +160,68 @@ fn partial_partitioning_sequences_replicated_writers_and_buffers_the_rest() {
         rewritten.text
     );
 }
+
+/// `done` has only a session id; `sessions` declares `key(id)`, so `id` determines the
+/// partition column `k` and `done` lives with its session's `k`.
+const SESSIONS: &str = "role client;
+role server;
+input table server_of(at: client, s: server);
+input open(at: client, id: int, k: int);
+input ping(at: client, id: int);
+channel opened(at: server, from: client, id: int, k: int);
+channel pinged(at: server, from: client, id: int);
+table sessions(at: server, id: int, k: int) key(id);
+table done(at: server, id: int);
+output table seen(at: server, id: int, k: int);
+opened(S, C, I, K)@async :- open(C, I, K), server_of(C, S);
+pinged(S, C, I)@async :- ping(C, I), server_of(C, S);
+sessions(S, I, K) :- opened(S, _, I, K);
+done(S, I) :- sessions(S, I, _), pinged(S, _, I);
+seen(S, I, K) :- done(S, I), sessions(S, I, K);
+";
+
+fn failure_names(program: &str, pass: &str) -> Result<Vec<String>, String> {
+    let (checked, _) = check_text("p.graft", program);
+    assert!(!checked.has_errors(), "{program}");
+    match graft_rewrites::check(&checked, &parse_pass(pass).expect(pass)) {
+        Ok(plan) => Err(format!("{:?}", plan.assumptions())),
+        Err(refusal) => Ok(refusal
+            .failures
+            .iter()
+            .map(|failure| failure.name.to_owned())
+            .collect()),
+    }
+}
+
+#[test]
+fn declared_keys_are_dependencies_only_when_stable() {
+    let (checked, _) = check_text("p.graft", SESSIONS);
+    assert!(!checked.has_errors());
+    let plan = graft_rewrites::check(
+        &checked,
+        &parse_pass("partition(server, by=k, n=2)").expect("pass"),
+    )
+    .expect("the declared key places `done`");
+    let assumptions = plan.assumptions();
+    assert_eq!(assumptions.len(), 1);
+    assert_eq!(assumptions[0].relation, "sessions");
+    assert_eq!(assumptions[0].key, vec!["id".to_owned()]);
+    assert!(
+        plan.preconditions()
+            .iter()
+            .any(|p| p.name == "functional-dependency")
+    );
+    // Without the declaration nothing says which partition holds a session's `done`.
+    let undeclared = SESSIONS.replace(" key(id);", ";");
+    assert_eq!(
+        failure_names(&undeclared, "partition(server, by=k, n=2)"),
+        Ok(vec!["key-not-variable".to_owned()])
+    );
+    // A table that rules retract from may map an id to another `k` later: no dependency.
+    let retracted =
+        format!("{SESSIONS}delete sessions(S, I, K)@next :- sessions(S, I, K), done(S, I);\n");
+    assert_eq!(
+        failure_names(&retracted, "partition(server, by=k, n=2)"),
+        Ok(vec!["key-not-variable".to_owned()])
+    );
+}

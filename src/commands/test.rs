@@ -18,6 +18,7 @@ use graft_eval::{Evaluator, RunConfig, ShowSet};
 use graft_language::diagnostic::Diagnostic;
 use graft_rewrites::Justification;
 use graft_rewrites::compare::{self, OutputFact};
+use graft_rewrites::justification::Assumption;
 
 use crate::commands::fmt::write_atomically;
 use crate::{Context, Outcome, load, render};
@@ -125,12 +126,82 @@ struct Outputs {
     facts: Vec<OutputFact>,
     text: String,
     last_tick: u64,
+    /// Assumptions of the justification that this run breaks, one line each.
+    violations: Vec<String>,
+}
+
+/// Every assumption of the passes that made a version.
+fn assumptions_of(justification: Option<&Justification>) -> Vec<Assumption> {
+    justification
+        .map(|j| {
+            j.passes
+                .iter()
+                .flat_map(|pass| pass.assumptions.iter().cloned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Where a run breaks an assumed key: at some tick, a node holds two facts of the relation
+/// that agree on the key's columns (the first such pair per assumption). A relation the
+/// program does not have is not checked.
+fn key_violations(
+    program: &graft_compiler::ir::Program,
+    run: &graft_eval::Run,
+    assumptions: &[Assumption],
+) -> Vec<String> {
+    let mut violations = Vec::new();
+    for assumption in assumptions {
+        let Some(rel) = program.relation_by_name(&assumption.relation) else {
+            continue;
+        };
+        let relation = program.relation(rel);
+        let columns: Option<Vec<usize>> = assumption
+            .key
+            .iter()
+            .map(|name| relation.columns.iter().position(|c| c.name == *name))
+            .collect();
+        let Some(columns) = columns else {
+            violations.push(format!(
+                "`{}` has no column among {:?} of the assumed key",
+                assumption.relation, assumption.key
+            ));
+            continue;
+        };
+        'ticks: for tick in 1..=run.ticks_run {
+            let mut seen: BTreeMap<Vec<graft_compiler::ir::Value>, &[graft_compiler::ir::Value]> =
+                BTreeMap::new();
+            for tuple in run.facts(tick, rel) {
+                let mut key = vec![
+                    tuple
+                        .first()
+                        .cloned()
+                        .unwrap_or(graft_compiler::ir::Value::Int(0)),
+                ];
+                key.extend(columns.iter().filter_map(|c| tuple.get(*c).cloned()));
+                if let Some(other) = seen.insert(key, tuple) {
+                    violations.push(format!(
+                        "the rewrite assumed key({}) of `{}`, but at tick {tick} a node holds both {} and {}",
+                        assumption.key.join(", "),
+                        assumption.relation,
+                        graft_eval::render_fact(&assumption.relation, other, tick)
+                            .trim_end_matches(';'),
+                        graft_eval::render_fact(&assumption.relation, tuple, tick)
+                            .trim_end_matches(';'),
+                    ));
+                    break 'ticks;
+                }
+            }
+        }
+    }
+    violations
 }
 
 fn run_version(
     context: &Context,
     program: &Path,
     facts: &[PathBuf],
+    assumptions: &[Assumption],
 ) -> anyhow::Result<Result<Outputs, String>> {
     let mut loaded = load::load(&[program.to_string_lossy().into_owned()])?;
     let checked = graft_compiler::check(&loaded.sources, &loaded.files);
@@ -155,6 +226,7 @@ fn run_version(
     }
     let evaluator = Evaluator::new(&checked)?;
     let run = evaluator.run(&RunConfig::default(), &ir_facts)?;
+    let violations = key_violations(&checked.program, &run, assumptions);
     let shown = graft_eval::shown_facts(&checked.program, &run, &ShowSet::Default);
     let mut text = graft_eval::render_text(&checked.program, &run, &ShowSet::Default);
     if run.capped {
@@ -167,6 +239,7 @@ fn run_version(
             .collect(),
         text,
         last_tick: run.ticks_run,
+        violations,
     }))
 }
 
@@ -235,7 +308,7 @@ pub fn run(context: &Context, args: &TestArgs) -> anyhow::Result<Outcome> {
         .collect();
     let mut failures = 0_usize;
     let mut checks = 0_usize;
-    let mut cache: BTreeMap<(usize, String), Result<Outputs, String>> = BTreeMap::new();
+    let mut cache: BTreeMap<(usize, String, String), Result<Outputs, String>> = BTreeMap::new();
     for (index, version) in versions.iter().enumerate() {
         let (topology, workloads) = facts_of(&version.directory)?;
         let runs: Vec<(String, Vec<PathBuf>)> = if workloads.is_empty() {
@@ -258,7 +331,8 @@ pub fn run(context: &Context, args: &TestArgs) -> anyhow::Result<Outcome> {
         for (workload, files) in &runs {
             checks += 1;
             let label = format!("{} on {workload}", display(&version.program));
-            let outputs = run_version(context, &version.program, files)?;
+            let assumptions = assumptions_of(version.justification.as_ref());
+            let outputs = run_version(context, &version.program, files, &assumptions)?;
             let outputs = match outputs {
                 Ok(outputs) => outputs,
                 Err(rendered) => {
@@ -322,6 +396,12 @@ pub fn run(context: &Context, args: &TestArgs) -> anyhow::Result<Outcome> {
                     }
                 }
             }
+            for violation in &outputs.violations {
+                failures += 1;
+                println!(
+                    "FAIL {label}: {violation}; the version is not equivalent to its source on this workload (fix the program or workload, or derive the version without the key)"
+                );
+            }
             // Against the source version.
             if let Some(justification) = &version.justification {
                 let Some(parent) = by_hash.get(justification.source.hash.as_str()).copied() else {
@@ -335,7 +415,7 @@ pub fn run(context: &Context, args: &TestArgs) -> anyhow::Result<Outcome> {
                     continue;
                 };
                 let parent_version = &versions[parent];
-                let key = (parent, workload.clone());
+                let key = (parent, workload.clone(), format!("{assumptions:?}"));
                 if !cache.contains_key(&key) {
                     let (parent_topology, parent_workloads) = facts_of(&parent_version.directory)?;
                     let mut parent_files = parent_topology;
@@ -356,7 +436,12 @@ pub fn run(context: &Context, args: &TestArgs) -> anyhow::Result<Outcome> {
                     }
                     cache.insert(
                         key.clone(),
-                        run_version(context, &parent_version.program, &parent_files)?,
+                        run_version(
+                            context,
+                            &parent_version.program,
+                            &parent_files,
+                            &assumptions,
+                        )?,
                     );
                 }
                 let Some(Ok(parent_outputs)) = cache.get(&key) else {
@@ -364,6 +449,16 @@ pub fn run(context: &Context, args: &TestArgs) -> anyhow::Result<Outcome> {
                     println!("FAIL {label}: its source version does not run");
                     continue;
                 };
+                if !parent_outputs.violations.is_empty() {
+                    failures += parent_outputs.violations.len();
+                    for violation in &parent_outputs.violations {
+                        println!(
+                            "FAIL {label}: in the source version {}: {violation}; the rewrite's precondition does not hold on this workload",
+                            display(&parent_version.program)
+                        );
+                    }
+                    continue;
+                }
                 let mapped = compare::map_back(justification, &outputs.facts);
                 let divergence = compare::compare(
                     justification.comparison,

@@ -23,7 +23,9 @@
 //! Transformation: M's relations are declared at the new role; senders of M's channels (and
 //! K's forwarding rules) address `X/NEWROLE` through the generated input table
 //! `NEWROLE_at(at, orig, moved)`; M's rules read their original address from
-//! `NEWROLE_self(at, orig)` so that messages still carry `X`.
+//! `NEWROLE_self(at, orig)` so that messages still carry `X`. Specification rules that read
+//! the moved half move with it; invariants that use a moved relation's location as a value
+//! read it through `NEWROLE_self` (see [`readdress_never`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -67,6 +69,12 @@ pub(super) struct DecouplePlan {
     forwarded: BTreeSet<String>,
     /// Read-only inputs M reads (copied to the new nodes).
     copied_inputs: BTreeSet<String>,
+    /// Specification rules (ids) whose body reads the moved half: they follow it to the new
+    /// nodes (and read the copies of read-only inputs).
+    spec_rules: BTreeSet<u32>,
+    /// Specification relations at the role whose rules move: their new location type (the
+    /// new role when every deriving rule moves, `node` when only some do).
+    spec_types: BTreeMap<String, String>,
     pub(super) preconditions: Vec<Discharged>,
 }
 
@@ -158,6 +166,72 @@ pub(super) fn check(
         }
     }
     let in_m = |rule: &ir::Rule| moved_rules.contains(&rule.id.0);
+    // Specification rules (`pre`, `post` and helpers) follow their body: one that reads the
+    // moved half runs at the new nodes, so it must not read the staying half too.
+    let mut spec_rules: BTreeSet<u32> = BTreeSet::new();
+    let mut spec_split = Vec::new();
+    let mut spec_inputs: BTreeSet<RelId> = BTreeSet::new();
+    for rule in program
+        .rules
+        .iter()
+        .filter(|rule| context.is_spec(rule.head.rel) && at_role(rule))
+    {
+        let reads_moved = rule.atoms().any(|(_, a)| moved.contains(&a.rel));
+        if !reads_moved {
+            continue;
+        }
+        spec_rules.insert(rule.id.0);
+        for (_, atom) in rule.atoms() {
+            let relation = context.relation(atom.rel);
+            let of_role = relation.columns.first().map(|c| c.ty) == Some(Type::Role(role_id));
+            if !of_role || moved.contains(&atom.rel) {
+                continue;
+            }
+            if relation.input {
+                spec_inputs.insert(atom.rel);
+            } else {
+                spec_split.push(
+                    FailedPrecondition::new(
+                        "spec-reads-both-halves",
+                        format!(
+                            "this specification rule reads `{}`, which stays at `{role}`, together with relations that move",
+                            relation.name
+                        ),
+                        atom.span,
+                        format!(
+                            "move `{}` too, or state the specification over one half",
+                            relation.name
+                        ),
+                    )
+                    .with_label(rule.span, "in this specification rule"),
+                );
+            }
+        }
+    }
+    let mut spec_types: BTreeMap<String, String> = BTreeMap::new();
+    for relation in program.relations.iter().filter(|relation| {
+        context.is_spec(relation.id)
+            && relation.columns.first().map(|c| c.ty) == Some(Type::Role(role_id))
+    }) {
+        let deriving: Vec<&ir::Rule> = program
+            .rules
+            .iter()
+            .filter(|rule| rule.head.rel == relation.id)
+            .collect();
+        let moving = deriving
+            .iter()
+            .filter(|rule| spec_rules.contains(&rule.id.0))
+            .count();
+        if moving == 0 {
+            continue;
+        }
+        let ty = if moving == deriving.len() {
+            to.to_owned()
+        } else {
+            "node".to_owned()
+        };
+        spec_types.insert(relation.name.clone(), ty);
+    }
     let stays = context
         .protocol_rules()
         .filter(|rule| at_role(rule) && !in_m(rule))
@@ -288,11 +362,13 @@ pub(super) fn check(
             ));
         }
     }
-    if !shared_channels.is_empty() {
+    if !shared_channels.is_empty() || !spec_split.is_empty() {
         let mut all = shared_channels;
         all.extend(stayer_reads_moved);
+        all.extend(spec_split);
         return Err(refuse(all));
     }
+    copied_inputs.extend(spec_inputs);
     // Case analysis.
     let m_reads_k = !forwarded.is_empty();
     let case = if stayer_reads_moved.is_empty() && !m_reads_k {
@@ -348,6 +424,15 @@ pub(super) fn check(
             format!("every moved rule reads at most one relation besides read-only inputs, with no negation or aggregation; forwarded: {}", names(&forwarded).join(", ")),
         )),
     }
+    if !spec_types.is_empty() {
+        preconditions.push(discharged(
+            "specification-follows",
+            format!(
+                "the specification rules for {} read only the moved half (and read-only inputs): they run at the `{to}` nodes",
+                spec_types.keys().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
     Ok(DecouplePlan {
         role: role.to_owned(),
         to: to.to_owned(),
@@ -366,6 +451,8 @@ pub(super) fn check(
             .iter()
             .map(|r| context.relation(*r).name.clone())
             .collect(),
+        spec_rules,
+        spec_types,
         preconditions,
     })
 }
@@ -422,6 +509,11 @@ pub(super) fn apply(plan: &DecouplePlan, draft: &mut Draft, files: &mut [FactsFi
             && let Some(first) = relation.columns.first_mut()
         {
             first.ty = to.clone();
+        }
+        if let Some(ty) = plan.spec_types.get(&relation.name)
+            && let Some(first) = relation.columns.first_mut()
+        {
+            first.ty.clone_from(ty);
         }
     }
     let column = |name: &str, ty: &str| DColumn {
@@ -497,6 +589,18 @@ pub(super) fn apply(plan: &DecouplePlan, draft: &mut Draft, files: &mut [FactsFi
             }
             rule.note = Some(format!("decouple({role}): moved to `{to}`"));
         }
+        if plan.spec_rules.contains(&index) {
+            // Specification rules over the moved half run at the new nodes too.
+            for literal in &mut rule.body {
+                if let DLiteral::Atom(atom) = literal
+                    && let Some(copy) = renamed.get(&atom.rel)
+                    && plan.copied_inputs.contains(&atom.rel)
+                {
+                    atom.rel = copy.clone();
+                }
+            }
+            same_fault_domain(&mut rule, &self_rel);
+        }
         // Messages into M are readdressed to the new nodes.
         let into_moved = rule.kind == RuleKind::Async && plan.moved.contains(&rule.head_rel);
         if into_moved {
@@ -560,6 +664,11 @@ pub(super) fn apply(plan: &DecouplePlan, draft: &mut Draft, files: &mut [FactsFi
         sender_types.insert(role.clone());
     }
     draft.rules = new_rules;
+    // Invariants speak of the original nodes: a moved atom whose location is also used as a
+    // value (or by an atom that stays) is read at the new node that serves it.
+    for never in &mut draft.nevers {
+        readdress_never(never, &plan.moved, &self_rel, &to);
+    }
     // Facts: moved relations' facts go to the new nodes; copied inputs are duplicated.
     let role_nodes = topology::nodes_of(draft, files, &role);
     let all_nodes = topology::all_nodes(draft, files);
@@ -719,4 +828,153 @@ fn replace_location(rule: &mut DRule, from: &str, to: &str, keep_head: bool, use
             }
         }
     }
+}
+
+/// Rewrites an invariant so that it still speaks of the original nodes once the relations in
+/// `moved` live at the new nodes `X/to`: every location variable `X` of a moved atom that the
+/// invariant also uses elsewhere (as a value, or as the location of an atom that did not
+/// move) is replaced, in the moved atoms, by a fresh variable bound through
+/// `self_rel(Fresh, X)` (one new node per original node, so one fresh variable per `X`).
+/// Constant locations of moved atoms become the new node's name.
+fn readdress_never(never: &mut Vec<DLiteral>, moved: &BTreeSet<String>, self_rel: &str, to: &str) {
+    let mut locations: Vec<String> = Vec::new();
+    for literal in never.iter_mut() {
+        if let DLiteral::Atom(atom) = literal
+            && moved.contains(&atom.rel)
+        {
+            match atom.args.first_mut() {
+                Some(DTerm::Var(name)) if !locations.contains(name) => {
+                    locations.push(name.clone());
+                }
+                Some(DTerm::Const(Value::Str(node))) => {
+                    let renamed = new_node(node, to);
+                    *node = renamed.into();
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    for literal in never.iter() {
+        literal_vars(literal, &mut |name| {
+            used.insert(name.to_owned());
+        });
+    }
+    for location in locations {
+        let mut elsewhere = false;
+        for literal in never.iter() {
+            match literal {
+                DLiteral::Atom(atom) => {
+                    let skip = usize::from(moved.contains(&atom.rel));
+                    for term in atom.args.iter().skip(skip) {
+                        term.for_each_var(&mut |name| elsewhere |= name == location);
+                    }
+                }
+                DLiteral::Compare(_, lhs, rhs) => {
+                    lhs.for_each_var(&mut |name| elsewhere |= name == location);
+                    rhs.for_each_var(&mut |name| elsewhere |= name == location);
+                }
+            }
+        }
+        if !elsewhere {
+            continue;
+        }
+        let fresh = fresh_name(&used, &format!("{location}_{to}"));
+        used.insert(fresh.clone());
+        for literal in never.iter_mut() {
+            if let DLiteral::Atom(atom) = literal
+                && moved.contains(&atom.rel)
+                && let Some(first) = atom.args.first_mut()
+                && first.as_var() == Some(location.as_str())
+            {
+                *first = DTerm::var(&fresh);
+            }
+        }
+        let position = never
+            .iter()
+            .rposition(|literal| {
+                literal.as_atom().is_some_and(|atom| {
+                    !atom.negated && atom.args.first().and_then(DTerm::as_var) == Some(&fresh)
+                })
+            })
+            .map_or(0, |p| p + 1);
+        never.insert(
+            position,
+            DLiteral::atom(self_rel, vec![DTerm::var(&fresh), DTerm::var(&location)]),
+        );
+    }
+}
+
+/// Calls `visit` on every variable of a literal.
+pub(super) fn literal_vars(literal: &DLiteral, visit: &mut impl FnMut(&str)) {
+    match literal {
+        DLiteral::Atom(atom) => atom.args.iter().for_each(|t| t.for_each_var(visit)),
+        DLiteral::Compare(_, lhs, rhs) => {
+            lhs.for_each_var(visit);
+            rhs.for_each_var(visit);
+        }
+    }
+}
+
+/// `base`, or `base2`, `base3`, ... whichever `used` does not hold; upper-cased first letter.
+pub(super) fn fresh_name(used: &BTreeSet<String>, base: &str) -> String {
+    let mut chars = base.chars();
+    let base = match chars.next() {
+        Some(first) => format!("{}{}", first.to_ascii_uppercase(), chars.as_str()),
+        None => "X".to_owned(),
+    };
+    let base: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if !used.contains(&base) {
+        return base;
+    }
+    (2..)
+        .map(|n| format!("{base}{n}"))
+        .find(|candidate| !used.contains(candidate))
+        .unwrap_or(base)
+}
+
+/// A specification rule that moved to the new node `X/to` and excludes its own node's crash
+/// (`notin crash(O, X, T)`) also excludes the crash of the original node `X0` it was split
+/// from: both nodes replace one original node, so they form one fault domain (Chu et al.:
+/// a partial failure of a split node is a failure of the original node). The rule gets
+/// `self_rel(X, X0), notin crash(O, X0, T)`.
+fn same_fault_domain(rule: &mut DRule, self_rel: &str) {
+    let Some(location) = rule.location().map(str::to_owned) else {
+        return;
+    };
+    let crashes: Vec<crate::draft::DAtom> = rule
+        .atoms()
+        .filter(|atom| {
+            atom.negated
+                && atom.rel == "crash"
+                && atom.args.get(1).and_then(DTerm::as_var) == Some(location.as_str())
+        })
+        .cloned()
+        .collect();
+    if crashes.is_empty() {
+        return;
+    }
+    let original = rule.fresh_var(&format!("{location}0"));
+    rule.body.push(DLiteral::atom(
+        self_rel,
+        vec![DTerm::var(&location), DTerm::var(&original)],
+    ));
+    for mut atom in crashes {
+        atom.args[1] = DTerm::var(&original);
+        rule.body.push(DLiteral::Atom(atom));
+    }
+    let note = "decouple: the node this one was split from is in its fault domain".to_owned();
+    rule.note = Some(match rule.note.take() {
+        Some(existing) => format!("{existing}; {note}"),
+        None => note,
+    });
 }

@@ -3,6 +3,7 @@
 
 mod batch;
 mod decouple;
+mod dependencies;
 mod partition;
 mod quorum;
 
@@ -15,7 +16,7 @@ use graft_language::span::Span;
 
 use crate::FactsFile;
 use crate::draft::{self, Draft};
-use crate::justification::{Comparison, Discharged, NameMap, PassRecord, RuleMap};
+use crate::justification::{Assumption, Comparison, Discharged, NameMap, PassRecord, RuleMap};
 use crate::refusal::{FailedPrecondition, Refusal};
 use crate::spec::PassSpec;
 
@@ -31,6 +32,14 @@ impl Plan {
     /// The request this plan answers.
     pub fn spec(&self) -> &PassSpec {
         &self.spec
+    }
+
+    /// What the plan assumes and `graft test` checks (declared keys used as dependencies).
+    pub fn assumptions(&self) -> Vec<Assumption> {
+        match &self.detail {
+            Detail::Partition(plan) => plan.assumptions(),
+            Detail::Quorum(_) | Detail::Batch(_) | Detail::Decouple(_) => Vec::new(),
+        }
     }
 
     /// The preconditions discharged, with evidence, as the justification will list them.
@@ -116,6 +125,7 @@ pub fn apply(checked: &Checked, plan: Plan, facts: &[FactsFile]) -> Applied {
     let mut draft = Draft::from_ir(program);
     let mut files = facts.to_vec();
     let preconditions = plan.preconditions();
+    let assumptions = plan.assumptions();
     let mut outcome = match &plan.detail {
         Detail::Quorum(detail) => quorum::apply(detail, &mut draft, &mut files),
         Detail::Batch(detail) => batch::apply(detail, &mut draft),
@@ -136,6 +146,7 @@ pub fn apply(checked: &Checked, plan: Plan, facts: &[FactsFile]) -> Applied {
         rules: rule_maps(program, &draft),
         nodes: outcome.nodes,
         comparison: outcome.comparison,
+        assumptions,
     };
     Applied {
         draft,
