@@ -13,7 +13,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// A multiply-rotate hasher; see the module documentation.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct FastHasher {
+pub struct FastHasher {
     state: u64,
 }
 
@@ -69,9 +69,9 @@ impl Hasher for FastHasher {
     }
 }
 
-pub(crate) type FastBuild = BuildHasherDefault<FastHasher>;
-pub(crate) type FastMap<K, V> = HashMap<K, V, FastBuild>;
-pub(crate) type FastSet<T> = HashSet<T, FastBuild>;
+pub type FastBuild = BuildHasherDefault<FastHasher>;
+pub type FastMap<K, V> = HashMap<K, V, FastBuild>;
+pub type FastSet<T> = HashSet<T, FastBuild>;
 
 #[cfg(test)]
 mod tests {

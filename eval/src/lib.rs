@@ -14,7 +14,7 @@
 mod config;
 mod engine;
 mod exec;
-mod hash;
+pub mod hash;
 mod naive;
 mod plan;
 mod render;

@@ -2,8 +2,10 @@
 //! to a cluster of processes, with exactly the reference evaluator's semantics.
 //!
 //! The IR is interpreted, not compiled to Rust per protocol: [`Runtime::new`] takes a checked
-//! program; [`Runtime::run`] builds one differential dataflow whose timestamp is the tick
-//! (see `lower.rs`), runs it to completion under a [`graft_eval::RunConfig`] (end of time,
+//! program; [`Runtime::run`] builds one timely dataflow whose timestamp is the tick — the
+//! node-local engine when every rule the run needs is local (`local.rs`: each worker
+//! evaluates its own nodes, and only changes cross the dataflow), else one differential
+//! dataflow with an operator per rule step (`lower.rs`) — runs it to completion under a [`graft_eval::RunConfig`] (end of time,
 //! tick cap, fault schedule, crash model) on an [`Execution`] (threads, processes), and
 //! returns on process 0 the shown facts of every tick in the order `graft run` prints them,
 //! with the number of ticks run and whether the tick cap cut the run — the same
@@ -14,6 +16,7 @@
 //! nothing and reads no files: hostfiles are parsed from text the caller read.
 
 mod cluster;
+mod local;
 mod lower;
 mod plan;
 mod value;
@@ -89,6 +92,18 @@ pub struct RunOutput {
 #[derive(Clone, Debug)]
 pub struct Runtime {
     program: ir::Program,
+    lowering: Lowering,
+}
+
+/// How a run becomes a dataflow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lowering {
+    /// The node-local engine when every rule the run needs is local (`local.rs`), else the
+    /// dataflow lowering.
+    #[default]
+    Auto,
+    /// Always the differential dataflow lowering (`lower.rs`), every rule an operator.
+    Dataflow,
 }
 
 /// A given fact, checked.
@@ -112,11 +127,38 @@ impl Runtime {
         }
         let runtime = Runtime {
             program: checked.program.clone(),
+            lowering: Lowering::Auto,
         };
         let mut strings = BTreeSet::new();
         runtime.rule_strings(&mut strings);
         plan::compile_rules(&runtime.program, &Interner::new(strings))?;
         Ok(runtime)
+    }
+
+    /// The same runtime, lowering runs as `lowering` says.
+    #[must_use]
+    pub fn with_lowering(mut self, lowering: Lowering) -> Runtime {
+        self.lowering = lowering;
+        self
+    }
+
+    /// Whether a run showing `show` uses the node-local engine.
+    pub fn is_local(&self, show: &ShowSet) -> bool {
+        if self.lowering == Lowering::Dataflow {
+            return false;
+        }
+        let interner = Interner::new(BTreeSet::new());
+        let Ok(rules) = plan::compile_rules(&self.program, &interner) else {
+            return false;
+        };
+        let relations = self.program.relations.len();
+        let mut tables = vec![false; relations];
+        for relation in &self.program.relations {
+            tables[relation.id.index()] = relation.persistence == Persistence::Table;
+        }
+        let shown: Vec<RelId> = show.relations(&self.program).into_iter().collect();
+        let keep = local::needed_rules(&rules, &tables, &shown, relations);
+        local::all_local(&self.program, &keep)
     }
 
     /// The program being run.
@@ -306,10 +348,15 @@ impl Runtime {
             horizon,
             shown: shown.clone(),
         });
+        let use_local = self.is_local(show);
         let results = cluster::execute(execution, move |worker| {
             let gathered = Rc::new(RefCell::new(Gathered::default()));
             let plan = Arc::clone(&run_plan);
-            worker.dataflow::<u64, _, _>(|scope| lower::build(scope, &plan, &gathered));
+            if use_local {
+                worker.dataflow::<u64, _, _>(|scope| local::build(scope, &plan, &gathered));
+            } else {
+                worker.dataflow::<u64, _, _>(|scope| lower::build(scope, &plan, &gathered));
+            }
             while worker.has_dataflows() {
                 worker.step_or_park(None);
             }

@@ -160,7 +160,15 @@ impl<'s, T: TickTime> Env<'s, T> {
                         .inner
                         .filter(move |(_, time, _)| time.tick() <= at)
                         .as_collection()
-                        .delay(move |time| time.at_tick(at))
+                        // Only times up to `at` move (to `at`); later ones, which can still
+                        // be in a batch's stamp after the filter, stay: `delay` must advance.
+                        .delay(move |time| {
+                            if time.tick() <= at {
+                                time.at_tick(at)
+                            } else {
+                                time.clone()
+                            }
+                        })
                 })
                 .clone(),
         }
@@ -334,7 +342,7 @@ impl<'s, T: TickTime> Env<'s, T> {
 
 /// The aggregate of a group's distinct values (sorted); `None` for a sum that overflows or
 /// is over non-integers.
-fn aggregate_value(func: AggFunc, values: &[(&Val, isize)]) -> Option<Val> {
+pub(crate) fn aggregate_value(func: AggFunc, values: &[(&Val, isize)]) -> Option<Val> {
     match func {
         AggFunc::Count => Some(Val::Int(i64::try_from(values.len()).unwrap_or(i64::MAX))),
         AggFunc::Sum => {
@@ -354,7 +362,7 @@ fn aggregate_value(func: AggFunc, values: &[(&Val, isize)]) -> Option<Val> {
 
 /// A binding extended by a fact of an atom: its bound columns written to their slots, its
 /// repeated variables checked.
-fn extend(
+pub(crate) fn extend(
     binding: &Row,
     row: &Row,
     bind: &[(usize, usize)],

@@ -107,6 +107,51 @@ impl Row {
         }
     }
 
+    /// The row of `len` values computed by `value`, or `None` as soon as one is `None`
+    /// (built in place: keys and heads are built for every binding).
+    pub(crate) fn try_build(
+        len: usize,
+        mut value: impl FnMut(usize) -> Option<Val>,
+    ) -> Option<Row> {
+        if len > INLINE {
+            let values: Option<Vec<Val>> = (0..len).map(value).collect();
+            return values.map(|values| Row::Heap(values.into()));
+        }
+        let mut tags = [0; INLINE];
+        let mut bits = [0; INLINE];
+        for index in 0..len {
+            (tags[index], bits[index]) = pack(value(index)?);
+        }
+        Some(Row::Inline {
+            len: u8::try_from(len).unwrap_or(0),
+            tags,
+            bits,
+        })
+    }
+
+    /// A hash of all of the row's values (equal rows hash equally: a row's storage is fixed
+    /// by its length).
+    pub(crate) fn full_hash(&self) -> u64 {
+        let mut hasher = graft_eval::hash::FastHasher::default();
+        hasher.write_usize(self.len());
+        match self {
+            Row::Inline { len, tags, bits } => {
+                for index in 0..usize::from(*len) {
+                    hasher.write_u8(tags[index]);
+                    hasher.write_u64(bits[index]);
+                }
+            }
+            Row::Heap(values) => {
+                for value in values {
+                    let (tag, bits) = pack(*value);
+                    hasher.write_u8(tag);
+                    hasher.write_u64(bits);
+                }
+            }
+        }
+        hasher.finish()
+    }
+
     /// A row of `len` zeros.
     pub(crate) fn zeros(len: usize) -> Row {
         if len > INLINE {

@@ -24,9 +24,11 @@ fn files_with(directory: &Path, predicate: impl Fn(&str) -> bool) -> Vec<String>
                 .filter_map(Result::ok)
                 .map(|entry| entry.path())
                 .filter(|path| {
-                    path.file_name()
-                        .and_then(|name| name.to_str())
-                        .is_some_and(&predicate)
+                    path.is_file()
+                        && path
+                            .file_name()
+                            .and_then(|name| name.to_str())
+                            .is_some_and(&predicate)
                 })
                 .map(|path| path.display().to_string())
                 .collect()
@@ -165,7 +167,7 @@ fn check_examples(workers: &[usize]) {
     );
     let mut failures = Vec::new();
     let mut runs = 0;
-    let mut lines = 0;
+    let mut total = common::Compared::default();
     for case in &cases {
         let loaded = match common::load(&case.program, &case.facts) {
             Ok(loaded) => loaded,
@@ -192,8 +194,13 @@ fn check_examples(workers: &[usize]) {
                         continue;
                     }
                     runs += 1;
-                    match common::compare(&loaded, &config, &shown, count) {
-                        Ok(count) => lines += count,
+                    // The dataflow lowering too, except on 4 workers (covered by 1 and 2).
+                    match common::compare(&loaded, &config, &shown, count, count <= 2) {
+                        Ok(compared) => {
+                            total.lines += compared.lines;
+                            total.local += compared.local;
+                            total.dataflow += compared.dataflow;
+                        }
                         Err(difference) => failures.push(format!(
                             "{} / {schedule} / {count} worker(s) / {shown:?}:\n{difference}",
                             case.name
@@ -210,8 +217,12 @@ fn check_examples(workers: &[usize]) {
         failures.join("\n\n")
     );
     assert!(
-        lines > 0,
+        total.lines > 0,
         "the runs printed nothing: the test compares nothing"
+    );
+    assert!(
+        total.local > 0 && total.dataflow > total.local,
+        "both engines of the runtime must be compared: {total:?}"
     );
 }
 

@@ -280,7 +280,7 @@ proptest! {
         let Ok(loaded) = common::load_inline(&random.program, &random.workload) else {
             return Err(TestCaseError::reject("the checker rejects the program"));
         };
-        let result = common::compare(&loaded, &random.config, &ShowSet::All, random.workers);
+        let result = common::compare(&loaded, &random.config, &ShowSet::All, random.workers, true);
         prop_assert!(
             result.is_ok(),
             "{}\n\nprogram:\n{}\nworkload:\n{}\nconfig: {:?}, {} worker(s)",

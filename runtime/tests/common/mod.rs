@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use graft_compiler::Checked;
 use graft_compiler::ir;
 use graft_eval::{Evaluator, Record, RunConfig, ShowSet, ShownFact, render_fact};
-use graft_runtime::{Execution, Runtime};
+use graft_runtime::{Execution, Lowering, Runtime};
 
 /// A checked program with its workload facts.
 pub struct Loaded {
@@ -122,13 +122,26 @@ pub fn first_difference(expected: &[String], actual: &[String]) -> Option<String
     ))
 }
 
-/// Runs both engines; `Err` holds the difference (printed first) or an engine's error.
+/// What one comparison ran and printed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Compared {
+    /// Lines the reference printed.
+    pub lines: usize,
+    /// Runs on the node-local engine and on the dataflow lowering.
+    pub local: usize,
+    pub dataflow: usize,
+}
+
+/// Runs the reference and the runtime — the lowering `Auto` picks and, when that is the
+/// node-local engine and `both` is set, the dataflow lowering too; `Err` holds the difference
+/// (printed first) or an engine's error.
 pub fn compare(
     loaded: &Loaded,
     config: &RunConfig,
     show: &ShowSet,
     workers: usize,
-) -> Result<usize, String> {
+    both: bool,
+) -> Result<Compared, String> {
     let evaluator = Evaluator::new(&loaded.checked).map_err(|error| error.to_string())?;
     let mut reference_config = config.clone();
     reference_config.record = Record::Relations(show.relations(&loaded.checked.program));
@@ -145,19 +158,42 @@ pub fn compare(
         workers,
         cluster: None,
     };
-    let output = runtime
-        .run(config, &loaded.facts, show, &execution)
-        .map_err(|error| format!("timely: {error}"))?
-        .ok_or("timely: no output on process 0")?;
-    let actual = render(&output.facts);
-    if let Some(difference) = first_difference(&expected, &actual) {
-        return Err(difference);
+    let mut compared = Compared {
+        lines: expected.len(),
+        ..Compared::default()
+    };
+    let mut lowerings = vec![Lowering::Auto];
+    if runtime.is_local(show) {
+        compared.local += 1;
+        if both {
+            lowerings.push(Lowering::Dataflow);
+            compared.dataflow += 1;
+        }
+    } else {
+        compared.dataflow += 1;
     }
-    if (output.ticks_run, output.capped) != (run.ticks_run, run.capped) {
-        return Err(format!(
-            "ticks run: reference {} (capped {}), timely {} (capped {})",
-            run.ticks_run, run.capped, output.ticks_run, output.capped
-        ));
+    for lowering in lowerings {
+        let name = if lowering == Lowering::Dataflow || !runtime.is_local(show) {
+            "timely (dataflow lowering)"
+        } else {
+            "timely (node-local engine)"
+        };
+        let output = runtime
+            .clone()
+            .with_lowering(lowering)
+            .run(config, &loaded.facts, show, &execution)
+            .map_err(|error| format!("{name}: {error}"))?
+            .ok_or_else(|| format!("{name}: no output on process 0"))?;
+        let actual = render(&output.facts);
+        if let Some(difference) = first_difference(&expected, &actual) {
+            return Err(format!("{name}: {difference}"));
+        }
+        if (output.ticks_run, output.capped) != (run.ticks_run, run.capped) {
+            return Err(format!(
+                "{name}: ticks run: reference {} (capped {}), timely {} (capped {})",
+                run.ticks_run, run.capped, output.ticks_run, output.capped
+            ));
+        }
     }
-    Ok(expected.len())
+    Ok(compared)
 }
