@@ -1,7 +1,7 @@
 //! End-to-end tests of `graft verify`: buggy example versions are caught (their counterexample
 //! reports snapshotted), correct versions are certified at their stated bounds, Molly `.ded`
-//! programs run unchanged, JSON fields, artifacts, the random strategy's determinism, the
-//! cache, `--refines` and `--explain-diff`.
+//! programs run unchanged, `--nodes` as the complete node set, JSON fields, artifacts, the
+//! random strategy's determinism, the cache, `--refines` and `--explain-diff`.
 
 mod common;
 
@@ -204,6 +204,52 @@ fn molly_programs_run_unchanged() {
 }
 
 #[test]
+fn nodes_are_the_complete_node_set() {
+    // The facts locate relay.ded at a, b and c; `--nodes a,b` leaves c out of the faults.
+    let output = graft(&[
+        "verify",
+        "examples/broadcast-relay/relay.ded",
+        "--eot",
+        "4",
+        "--crashes",
+        "1",
+        "--nodes",
+        "a,b",
+        "--no-cache",
+    ]);
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("nodes: a, b; fault space: 10 schedules"),
+        "{}",
+        transcript(&output)
+    );
+}
+
+#[test]
+fn symmetry_skips_renamed_schedules() {
+    // The two backups of the key-value store play the same part.
+    let args = ["--eot", "7", "--eff", "3"];
+    let plain = verify(
+        "examples/kvs/kvs.graft",
+        "kvs",
+        "examples/kvs/workload.facts",
+        &args,
+    );
+    let mut symmetric_args = args.to_vec();
+    symmetric_args.push("--use-symmetry");
+    let symmetric = verify(
+        "examples/kvs/kvs.graft",
+        "kvs",
+        "examples/kvs/workload.facts",
+        &symmetric_args,
+    );
+    assert_eq!(exit_code(&plain), 0, "{}", transcript(&plain));
+    assert_eq!(exit_code(&symmetric), 0, "{}", transcript(&symmetric));
+    assert!(String::from_utf8_lossy(&plain.stdout).contains("(ldfi strategy, 54 executions)"));
+    assert!(String::from_utf8_lossy(&symmetric.stdout).contains("(ldfi strategy, 42 executions)"));
+}
+
+#[test]
 fn json_output_has_the_documented_fields() {
     let output = verify(
         "examples/broadcast-retry/buggy/broadcast-naive.graft",
@@ -323,22 +369,22 @@ fn the_cache_replays_known_counterexamples_first() {
     let run = || {
         graft(&[
             "verify",
-            "examples/2pc/buggy/2pc-blocking.graft",
+            "examples/paxos/buggy/paxos-small-quorum.graft",
             "--facts",
-            "examples/2pc/topology.facts",
+            "examples/paxos/topology.facts",
             "--facts",
-            "examples/2pc/workload.facts",
+            "examples/paxos/workload.facts",
             "--eot",
+            "8",
+            "--eff",
             "5",
-            "--crashes",
-            "1",
             "--cache",
             &cache_text,
         ])
     };
     let first = run();
     assert!(
-        String::from_utf8_lossy(&first.stdout).contains("3 executions"),
+        String::from_utf8_lossy(&first.stdout).contains("4 executions"),
         "{}",
         transcript(&first)
     );

@@ -58,6 +58,9 @@ pub struct RunConfig {
     pub max_ticks: u64,
     /// Nodes in addition to those named by facts (`--nodes`).
     pub extra_nodes: BTreeSet<String>,
+    /// `extra_nodes` is the complete set of nodes (with the crashed ones): values in the
+    /// location and node columns of facts are not nodes unless listed (Molly's `-N`).
+    pub exact_nodes: bool,
     /// Message omissions: the messages from `.0` to `.1` sent at tick `.2` are lost.
     pub drops: BTreeSet<(String, String, u64)>,
     /// Crashes: node to the tick it crashes at.
@@ -75,6 +78,7 @@ impl Default for RunConfig {
             eot: None,
             max_ticks: 1000,
             extra_nodes: BTreeSet::new(),
+            exact_nodes: false,
             drops: BTreeSet::new(),
             crashes: BTreeMap::new(),
             crash_model: CrashModel::Molly,

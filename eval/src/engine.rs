@@ -251,7 +251,8 @@ impl Evaluator {
     }
 
     /// The nodes of a run on `facts` under `config`, sorted: the values in location, `node`
-    /// and role columns of the program's and the workload's facts, and `config.extra_nodes`.
+    /// and role columns of the program's and the workload's facts (unless
+    /// `config.exact_nodes`), and `config.extra_nodes`.
     /// (A run also counts its crashed nodes as nodes; front ends check fault schedules
     /// against this list first, so that a misspelt node is an error, not a new node.)
     pub fn nodes(&self, config: &RunConfig, facts: &[ir::Fact]) -> Result<Vec<Value>, EvalError> {
@@ -261,7 +262,8 @@ impl Evaluator {
 
     fn nodes_of(&self, config: &RunConfig, workload: &[GivenFact]) -> BTreeSet<Value> {
         let mut nodes: BTreeSet<Value> = BTreeSet::new();
-        for fact in self.program_facts.iter().chain(workload) {
+        let named = self.program_facts.iter().chain(workload);
+        for fact in named.filter(|_| !config.exact_nodes) {
             for column in self
                 .node_columns
                 .get(fact.rel.index())

@@ -218,11 +218,12 @@ impl Runtime {
             .collect()
     }
 
-    /// The run's nodes: the values in location, `node` and role columns of the given facts,
-    /// the extra nodes and the crashed nodes (as the reference evaluator counts them).
+    /// The run's nodes: the values in location, `node` and role columns of the given facts
+    /// (unless `exact_nodes`), the extra nodes and the crashed nodes (as the reference
+    /// evaluator counts them).
     fn nodes(&self, config: &RunConfig, given: &[GivenFact<'_>]) -> BTreeSet<Value> {
         let mut nodes = BTreeSet::new();
-        for fact in given {
+        for fact in given.iter().filter(|_| !config.exact_nodes) {
             let relation = self.program.relation(fact.rel);
             for (column, value) in fact.values.iter().enumerate() {
                 let is_node = column == 0

@@ -130,6 +130,15 @@ fn random(seed: u64) -> Random {
     if rng.chance(50) {
         config.crash_model = CrashModel::Strict;
     }
+    // Sometimes a fixed node set (`graft verify --nodes`): facts at other values are not nodes.
+    if rng.chance(25) {
+        config.exact_nodes = true;
+        for node in &nodes {
+            if rng.chance(50) {
+                config.extra_nodes.insert(node.clone());
+            }
+        }
+    }
     Random {
         program,
         workload,

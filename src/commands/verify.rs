@@ -44,7 +44,9 @@ pub struct VerifyArgs {
     /// The most nodes that may crash.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub crashes: usize,
-    /// More nodes, besides the locations named by facts (comma-separated).
+    /// The nodes (comma-separated): only they crash, lose messages and observe crashes, as
+    /// with Molly's `-N`. Without it, the locations and nodes named by facts. With --refines or
+    /// --explain-diff (two versions, two node sets) these are added to those named by facts.
     #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
     pub nodes: Vec<String>,
     /// `ldfi`: lineage-driven fault injection; `random`: random fault schedules (baseline).
@@ -60,6 +62,11 @@ pub struct VerifyArgs {
     /// Find every counterexample instead of stopping at the first.
     #[arg(long)]
     pub all: bool,
+    /// LDFI: run one fault schedule per class of schedules equal up to renaming nodes that
+    /// the program and its facts cannot tell apart (with --all, counterexamples that are
+    /// renamings of one found are not reported).
+    #[arg(long)]
+    pub use_symmetry: bool,
     /// Stop (inconclusive) after this many runs.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_executions: u64,
@@ -147,10 +154,13 @@ struct Prepared {
     version: String,
 }
 
+/// Loads and checks a version and prepares its verifier. With `exact_nodes`, a non-empty
+/// `--nodes` is the complete node set; otherwise it adds to the nodes the facts name.
 fn prepare(
     context: &Context,
     files: &[String],
     args: &VerifyArgs,
+    exact_nodes: bool,
 ) -> anyhow::Result<Option<Prepared>> {
     let options = RunOptions {
         files: files.to_vec(),
@@ -179,7 +189,11 @@ fn prepare(
         .map(|node| node.trim().trim_matches('"').to_string())
         .filter(|node| !node.is_empty())
         .collect();
-    let verifier = Verifier::new(&loaded.checked, loaded.facts.clone(), extra_nodes, bounds)?;
+    let verifier = if exact_nodes && !extra_nodes.is_empty() {
+        Verifier::with_exact_nodes(&loaded.checked, loaded.facts.clone(), extra_nodes, bounds)?
+    } else {
+        Verifier::new(&loaded.checked, loaded.facts.clone(), extra_nodes, bounds)?
+    };
     Ok(Some(Prepared {
         verifier,
         version: files_hash(files)?,
@@ -295,7 +309,7 @@ pub fn run(context: &Context, args: &VerifyArgs) -> anyhow::Result<Outcome> {
     if args.runs.is_some() && args.strategy != Strategy::Random {
         bail!("--runs applies to --strategy random");
     }
-    let Some(new) = prepare(context, &args.files, args)? else {
+    let Some(new) = prepare(context, &args.files, args, args.refines.is_none())? else {
         return Ok(Outcome::ProgramErrors);
     };
     let verifier = &new.verifier;
@@ -317,7 +331,7 @@ pub fn run(context: &Context, args: &VerifyArgs) -> anyhow::Result<Outcome> {
         } else {
             old_files.clone()
         };
-        let Some(old) = prepare(context, &old_files, args)? else {
+        let Some(old) = prepare(context, &old_files, args, false)? else {
             return Ok(Outcome::ProgramErrors);
         };
         let (mapping, mapping_source) = mapping_for(args, &old.verifier, verifier)?;
@@ -335,6 +349,8 @@ pub fn run(context: &Context, args: &VerifyArgs) -> anyhow::Result<Outcome> {
                 all: true,
                 max_executions: args.max_executions,
                 replay: Vec::new(),
+                // Refinement compares the versions on every schedule explored.
+                symmetry: false,
             };
             let search = old.verifier.ldfi(&options, &mut |_| {})?;
             old_known.extend(
@@ -421,6 +437,7 @@ pub fn run(context: &Context, args: &VerifyArgs) -> anyhow::Result<Outcome> {
         all: args.all,
         max_executions: args.max_executions,
         replay,
+        symmetry: args.use_symmetry,
     };
     let mut progress = ProgressLine::new();
     let start = Instant::now();
@@ -631,10 +648,10 @@ fn explain_diff(
     old: &str,
     new: &str,
 ) -> anyhow::Result<Outcome> {
-    let Some(old) = prepare(context, &[old.to_string()], args)? else {
+    let Some(old) = prepare(context, &[old.to_string()], args, false)? else {
         return Ok(Outcome::ProgramErrors);
     };
-    let Some(new) = prepare(context, &[new.to_string()], args)? else {
+    let Some(new) = prepare(context, &[new.to_string()], args, false)? else {
         return Ok(Outcome::ProgramErrors);
     };
     let text = refine::explain_diff(&old.verifier, &new.verifier);

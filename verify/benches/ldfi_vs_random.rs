@@ -145,7 +145,13 @@ fn load_from(
     if !diagnostics.is_empty() {
         return Err("the workload does not check".to_string());
     }
-    Verifier::new(&checked, facts, nodes, bounds).map_err(|error| error.to_string())
+    if nodes.is_empty() {
+        Verifier::new(&checked, facts, nodes, bounds)
+    } else {
+        // Molly's `-N`: the nodes listed are all the nodes.
+        Verifier::with_exact_nodes(&checked, facts, nodes, bounds)
+    }
+    .map_err(|error| error.to_string())
 }
 
 /// Executions to the first counterexample of the random strategy, over `seeds` seeds: the
@@ -309,8 +315,15 @@ fn molly_corpus(options: &SearchOptions, seeds: u64) {
     };
     let base = std::path::PathBuf::from(directory);
     println!(
-        "{:<24} {:>8} {:>13} {:>8} {:>14} {:>7} {:>13}",
-        "Molly's corpus", "bounds", "LDFI execs", "LDFI s", "random execs", "Molly", "Molly random"
+        "{:<24} {:>8} {:>13} {:>8} {:>9} {:>14} {:>7} {:>13}",
+        "Molly's corpus",
+        "bounds",
+        "LDFI execs",
+        "LDFI s",
+        "symmetry",
+        "random execs",
+        "Molly",
+        "Molly random"
     );
     for case in MOLLY {
         let nodes = case.nodes.iter().map(|node| (*node).to_string()).collect();
@@ -327,6 +340,15 @@ fn molly_corpus(options: &SearchOptions, seeds: u64) {
         let (executions, verdict) = match &ldfi {
             Ok(search) => (search.executions, search.verdict),
             Err(_) => (0, Verdict::Inconclusive),
+        };
+        let symmetric = SearchOptions {
+            symmetry: true,
+            ..options.clone()
+        };
+        let with_symmetry = match verifier.ldfi(&symmetric, &mut |_| {}) {
+            Ok(search) if search.verdict == verdict => search.executions.to_string(),
+            Ok(search) => format!("{} ({:?}!)", search.executions, search.verdict),
+            Err(_) => "-".to_string(),
         };
         let verdict_text = match verdict {
             Verdict::Counterexample => "bug",
@@ -348,11 +370,12 @@ fn molly_corpus(options: &SearchOptions, seeds: u64) {
         };
         let bounds = case.bounds;
         println!(
-            "{:<24} {:>8} {:>13} {:>8.3} {:>14} {:>7} {:>13}{}",
+            "{:<24} {:>8} {:>13} {:>8.3} {:>9} {:>14} {:>7} {:>13}{}",
             case.name,
             format!("{}/{}/{}", bounds.eot, bounds.eff, bounds.crashes),
             format!("{executions} {verdict_text}"),
             seconds,
+            with_symmetry,
             random,
             case.molly,
             case.molly_random,
@@ -363,7 +386,10 @@ fn molly_corpus(options: &SearchOptions, seeds: u64) {
             }
         );
     }
-    println!("(bounds EOT/EFF/crashes; * the paper's figure for its `good` specification)");
+    println!(
+        "(bounds EOT/EFF/crashes; symmetry: LDFI executions with --use-symmetry; \
+         * the paper's figure for its `good` specification)"
+    );
 }
 
 fn main() {
@@ -414,8 +440,8 @@ fn main() {
     }
     println!();
     println!(
-        "{:<30} {:>12} {:>10} {:>14}",
-        "correct example", "executions", "seconds", "verdict"
+        "{:<30} {:>12} {:>10} {:>14} {:>9}",
+        "correct example", "executions", "seconds", "verdict", "symmetry"
     );
     for case in CORRECT {
         let Ok(verifier) = load(case) else {
@@ -426,12 +452,19 @@ fn main() {
         let Ok(search) = verifier.ldfi(&options, &mut |_| {}) else {
             continue;
         };
+        let seconds = start.elapsed().as_secs_f64();
+        let symmetric = SearchOptions {
+            symmetry: true,
+            ..options.clone()
+        };
+        let with_symmetry = match verifier.ldfi(&symmetric, &mut |_| {}) {
+            Ok(found) if found.verdict == search.verdict => found.executions.to_string(),
+            Ok(found) => format!("{} ({:?}!)", found.executions, found.verdict),
+            Err(_) => "-".to_string(),
+        };
         println!(
-            "{:<30} {:>12} {:>10.3} {:>14?}",
-            case.name,
-            search.executions,
-            start.elapsed().as_secs_f64(),
-            search.verdict
+            "{:<30} {:>12} {:>10.3} {:>14?} {:>9}",
+            case.name, search.executions, seconds, search.verdict, with_symmetry
         );
     }
     molly_corpus(&options, seeds);

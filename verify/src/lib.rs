@@ -22,6 +22,7 @@ pub mod refine;
 pub mod report;
 pub mod search;
 pub mod spec;
+pub mod symmetry;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -64,10 +65,12 @@ pub struct Verifier {
     evaluator: Evaluator,
     facts: Vec<ir::Fact>,
     extra_nodes: BTreeSet<String>,
+    exact_nodes: bool,
     pub bounds: Bounds,
     nodes: Vec<String>,
     pub spec: Spec,
     growth: lineage::Growth,
+    symmetry: symmetry::Symmetry,
     failure_free: Run,
     expected_post: BTreeSet<Vec<Value>>,
 }
@@ -89,6 +92,27 @@ impl Verifier {
         checked: &Checked,
         facts: Vec<ir::Fact>,
         extra_nodes: BTreeSet<String>,
+        bounds: Bounds,
+    ) -> Result<Verifier, VerifyError> {
+        Verifier::prepare(checked, facts, extra_nodes, false, bounds)
+    }
+
+    /// [`Verifier::new`] with `nodes` as the complete set of nodes (Molly's `-N`): only they
+    /// crash, lose messages and observe crashes, even when facts are located at other values.
+    pub fn with_exact_nodes(
+        checked: &Checked,
+        facts: Vec<ir::Fact>,
+        nodes: BTreeSet<String>,
+        bounds: Bounds,
+    ) -> Result<Verifier, VerifyError> {
+        Verifier::prepare(checked, facts, nodes, true, bounds)
+    }
+
+    fn prepare(
+        checked: &Checked,
+        facts: Vec<ir::Fact>,
+        extra_nodes: BTreeSet<String>,
+        exact_nodes: bool,
         bounds: Bounds,
     ) -> Result<Verifier, VerifyError> {
         if bounds.eff > bounds.eot {
@@ -115,21 +139,27 @@ impl Verifier {
         let growth = lineage::Growth::new(program);
         let config = RunConfig {
             extra_nodes: extra_nodes.clone(),
+            exact_nodes,
             ..RunConfig::with_eot(bounds.eot)
         };
-        let nodes = evaluator
+        let mut nodes: Vec<String> = evaluator
             .nodes(&config, &facts)?
             .iter()
             .map(lineage::node_name)
             .collect();
+        nodes.sort();
+        nodes.dedup();
+        let symmetry = symmetry::Symmetry::new(program, &facts, &nodes);
         let mut verifier = Verifier {
             evaluator,
             facts,
             extra_nodes,
+            exact_nodes,
             bounds,
             nodes,
             spec,
             growth,
+            symmetry,
             failure_free: Run {
                 ticks_run: 0,
                 capped: false,
@@ -155,6 +185,11 @@ impl Verifier {
         &self.nodes
     }
 
+    /// The classes of nodes the program and its facts cannot tell apart (`--use-symmetry`).
+    pub fn symmetry(&self) -> &symmetry::Symmetry {
+        &self.symmetry
+    }
+
     /// The failure-free run (with provenance).
     pub fn failure_free(&self) -> &Run {
         &self.failure_free
@@ -174,6 +209,7 @@ impl Verifier {
     pub fn run(&self, faults: &FaultSet) -> Result<Run, VerifyError> {
         let config = RunConfig {
             extra_nodes: self.extra_nodes.clone(),
+            exact_nodes: self.exact_nodes,
             drops: faults
                 .drops
                 .iter()
@@ -189,6 +225,63 @@ impl Verifier {
             ..RunConfig::with_eot(self.bounds.eot)
         };
         Ok(self.evaluator.run(&config, &self.facts)?)
+    }
+
+    /// The faults of `faults` that changed `run` (its run): omissions of messages the run
+    /// lost by omission, and crashes of nodes that lost a message to the crash (every crash
+    /// when the program reads `crash`). Running the result gives the same run: the other
+    /// faults concern messages that were never sent.
+    pub fn effective(&self, faults: &FaultSet, run: &Run) -> FaultSet {
+        let mut omitted: BTreeSet<(String, String, u64)> = BTreeSet::new();
+        // (sender, tick) of every message lost to a crashed sender.
+        let mut lost_sends: BTreeSet<(String, u64)> = BTreeSet::new();
+        for message in &run.messages {
+            let sender = lineage::node_name(&message.sender);
+            match message.fate {
+                graft_eval::Fate::Omitted => {
+                    omitted.insert((sender, lineage::node_name(&message.dest), message.send_tick));
+                }
+                graft_eval::Fate::SenderCrashed => {
+                    lost_sends.insert((sender, message.send_tick));
+                }
+                graft_eval::Fate::Delivered | graft_eval::Fate::ReceiverCrashed => {}
+            }
+        }
+        let mut kept = FaultSet {
+            drops: faults
+                .drops
+                .iter()
+                .filter(|drop| omitted.contains(&(drop.from.clone(), drop.to.clone(), drop.tick)))
+                .cloned()
+                .collect(),
+            crashes: BTreeMap::new(),
+        };
+        for (node, tick) in &faults.crashes {
+            if self.growth.crash_tick_read {
+                kept.crashes.insert(node.clone(), *tick);
+                continue;
+            }
+            // The crash tick is not read: a crash at `tick` is the crash at the first tick
+            // from `tick` on at which the node lost a message to it (none: the program sees
+            // only that it crashed, at EOT; or nothing at all when `crash` is not read).
+            let first = lost_sends
+                .range((node.clone(), *tick)..)
+                .next()
+                .filter(|(sender, _)| sender == node)
+                .map(|(_, at)| *at);
+            match first {
+                Some(at) => {
+                    kept.crashes.insert(node.clone(), at);
+                }
+                None if self.growth.crash_read => {
+                    kept.crashes
+                        .insert(node.clone(), self.bounds.eot.max(*tick));
+                }
+                None => {}
+            }
+        }
+        kept.normalise();
+        kept
     }
 
     /// Runs under `faults` and checks the specification.

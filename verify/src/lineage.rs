@@ -6,7 +6,10 @@
 //! (an AND). "Broken" is the dual: an AND over derivations of an OR over the parts. Fault
 //! variables are omissions `O(from, to, t)` for `t < EFF` and crashes `C(node, t)`; a message
 //! sent by `from` at tick `t` is lost under `O(from, to, t)` or under `C(from, t')` for any
-//! `t'` from `from`'s first send up to `t` (Molly's encoding).
+//! `t'` from `from`'s first send up to `t` (Molly's encoding). When the program never reads a
+//! crash tick, `C(n, t)` means "crashed at or before `t`" instead: the message is lost under
+//! `C(from, t)` alone, and a set implied by another is not minimal
+//! ([`AtomTable::minimise`]). Only nodes crash or lose messages.
 //!
 //! Instead of handing the formula to a SAT solver and filtering all models down to the minimal
 //! ones, the minimal solutions are computed directly, bottom-up over the provenance DAG: the
@@ -34,7 +37,8 @@
 //!
 //! Aggregate facts break when their group gains or loses a member; a `max`/`min` over one
 //! atom only when every member with the extreme value is lost, and a firing that only tests a
-//! `count` against constant lower bounds only when the count falls below them.
+//! `count` against constant lower bounds only when the count falls below them. A new firing
+//! of such a test needs a group that rises to the bound: as many new members as it lacks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
@@ -118,6 +122,11 @@ pub struct Growth {
     /// sender) in one head column: that column. A fact of such a relation at tick t is a
     /// message from the node named there, sent at t − 1, in every run.
     sender_column: Vec<Option<usize>>,
+    /// Whether a rule or an invariant reads `crash` (then every crash changes the run).
+    pub crash_read: bool,
+    /// Whether one of those reads uses the crash tick (a constant, or a variable used
+    /// elsewhere in the rule); otherwise crash ticks matter only through lost messages.
+    pub crash_tick_read: bool,
 }
 
 impl Growth {
@@ -200,12 +209,45 @@ impl Growth {
                 *column = found;
             }
         }
+        let crash_read = crash.is_some_and(|crash| {
+            program
+                .rules
+                .iter()
+                .any(|rule| rule.atoms().any(|(_, atom)| atom.rel == crash))
+                || program.nevers.iter().any(|never| {
+                    never
+                        .body
+                        .iter()
+                        .filter_map(ir::Literal::as_atom)
+                        .any(|atom| atom.rel == crash)
+                })
+        });
+        let tick_read =
+            |atom: &ir::Atom, all: &mut dyn Iterator<Item = &Term>| match atom.args.get(2) {
+                None | Some(Term::Wildcard) => false,
+                Some(Term::Var(var)) => all.filter(|term| mentions(term, *var)).count() > 1,
+                Some(_) => true,
+            };
+        let crash_tick_read = crash.is_some_and(|crash| {
+            program.rules.iter().any(|rule| {
+                rule.atoms()
+                    .any(|(_, atom)| atom.rel == crash && tick_read(atom, &mut rule_terms(rule)))
+            }) || program.nevers.iter().any(|never| {
+                never
+                    .body
+                    .iter()
+                    .filter_map(ir::Literal::as_atom)
+                    .any(|atom| atom.rel == crash && tick_read(atom, &mut body_terms(&never.body)))
+            })
+        });
         Growth {
             sources,
             from_crash,
             crash,
             deleted,
             sender_column,
+            crash_read,
+            crash_tick_read,
         }
     }
 }
@@ -225,6 +267,61 @@ pub fn minimise(mut sets: Solutions) -> Solutions {
         }
     }
     kept
+}
+
+impl AtomTable {
+    /// [`minimise`], then, when crash atoms mean "crashed at or before" (`crash_by`), also
+    /// without the sets another set is implied by: `{C(n, 4), x}` goes when `{C(n, 6)}` is
+    /// kept, since crashing `n` by tick 4 crashes it by tick 6.
+    pub fn minimise(&self, sets: Solutions, crash_by: bool) -> Solutions {
+        let sets = minimise(sets);
+        if !crash_by || sets.len() < 2 {
+            return sets;
+        }
+        if !sets.iter().flatten().any(|id| self.crash(*id).is_some()) {
+            return sets;
+        }
+        let mut kept: Solutions = Vec::with_capacity(sets.len());
+        for (index, set) in sets.iter().enumerate() {
+            // Sets that imply each other are equal (one crash tick per node).
+            let redundant = sets.iter().enumerate().any(|(other, weak)| {
+                other != index && weak != set && self.implies(set, weak, true)
+            });
+            if !redundant {
+                kept.push(set.clone());
+            }
+        }
+        kept
+    }
+
+    fn crash(&self, id: u32) -> Option<(&str, u64)> {
+        match self.get(id) {
+            Some(FaultAtom::Crash { node, tick }) => Some((node.as_str(), *tick)),
+            _ => None,
+        }
+    }
+
+    /// Whether the fault set `strong` (sorted) implies `weak`: contains it, or with
+    /// `crash_by`, contains its omissions and crashes every node it crashes by its tick.
+    pub fn implies(&self, strong: &[u32], weak: &[u32], crash_by: bool) -> bool {
+        if !crash_by {
+            return is_subset(weak, strong);
+        }
+        weak.iter().all(|atom| match self.crash(*atom) {
+            None => strong.binary_search(atom).is_ok(),
+            Some((node, tick)) => strong.iter().any(|other| {
+                self.crash(*other)
+                    .is_some_and(|(n, t)| n == node && t <= tick)
+            }),
+        })
+    }
+
+    /// Whether the fault set `solution` implies some set in `others`.
+    pub fn implies_any(&self, solution: &[u32], others: &Solutions, crash_by: bool) -> bool {
+        others
+            .iter()
+            .any(|other| self.implies(solution, other, crash_by))
+    }
 }
 
 /// Whether sorted `small` is a subset of sorted `large`.
@@ -287,11 +384,20 @@ fn combinations(n: usize, k: usize) -> Vec<Vec<usize>> {
 /// that keeps the firing: losing members below it breaks the firing, any other change keeps
 /// it. `None` otherwise.
 fn count_threshold(program: &ir::Program, rule: &ir::Rule, atom: &ir::Atom) -> Option<i64> {
-    count_test(program, rule, atom).map(|(_, threshold)| threshold)
+    count_test(program, rule, atom).and_then(|(_, threshold)| threshold)
 }
 
-/// [`count_threshold`] with the atom's count column: `(column, threshold)`.
-fn count_test(program: &ir::Program, rule: &ir::Rule, atom: &ir::Atom) -> Option<(usize, i64)> {
+/// When `atom` (a positive atom of `rule`) reads a `count` aggregate whose value `K` the rule
+/// uses only as the larger side of comparisons (`K >= e`, `K > e`, `e <= K`, `e < K`, with
+/// `e` not mentioning `K`; or not at all): the count column, and the least count that passes
+/// them when every bound is a constant. A lower count then passes fewer tests, and since `K`
+/// is not in the head, a firing with a lower count derives a head that the firing with the
+/// higher count derived already.
+fn count_test(
+    program: &ir::Program,
+    rule: &ir::Rule,
+    atom: &ir::Atom,
+) -> Option<(usize, Option<i64>)> {
     if atom.negated || rule.head.aggregate.is_some() {
         return None;
     }
@@ -313,37 +419,64 @@ fn count_test(program: &ir::Program, rule: &ir::Rule, atom: &ir::Atom) -> Option
     if used_elsewhere {
         return None;
     }
-    {
-        let mut bound: i64 = 1;
-        for literal in &rule.body {
-            let ir::Literal::Compare(comparison) = literal else {
-                continue;
-            };
-            let (lhs, rhs) = (&comparison.lhs, &comparison.rhs);
-            if !mentions(lhs, var) && !mentions(rhs, var) {
-                continue;
-            }
-            let constant = |term: &Term| match term.as_const() {
-                Some(Value::Int(value)) => Some(*value),
-                _ => None,
-            };
-            let limit = match (lhs.as_var() == Some(var), rhs.as_var() == Some(var)) {
-                (true, false) => match (comparison.op, constant(rhs)) {
-                    (ir::CompareOp::Ge, Some(value)) => Some(value),
-                    (ir::CompareOp::Gt, Some(value)) => value.checked_add(1),
-                    _ => None,
-                },
-                (false, true) => match (comparison.op, constant(lhs)) {
-                    (ir::CompareOp::Le, Some(value)) => Some(value),
-                    (ir::CompareOp::Lt, Some(value)) => value.checked_add(1),
-                    _ => None,
-                },
-                _ => None,
-            };
-            bound = bound.max(limit?);
+    let mut bound: Option<i64> = Some(1);
+    for literal in &rule.body {
+        let ir::Literal::Compare(comparison) = literal else {
+            continue;
+        };
+        let (lhs, rhs) = (&comparison.lhs, &comparison.rhs);
+        if !mentions(lhs, var) && !mentions(rhs, var) {
+            continue;
         }
-        Some((column, bound))
+        let constant = |term: &Term| match term.as_const() {
+            Some(Value::Int(value)) => Some(*value),
+            _ => None,
+        };
+        // (the other side, and whether the test is strict)
+        let (other, strict) = match (lhs.as_var() == Some(var), rhs.as_var() == Some(var)) {
+            (true, false) if !mentions(rhs, var) => match comparison.op {
+                ir::CompareOp::Ge => (rhs, false),
+                ir::CompareOp::Gt => (rhs, true),
+                _ => return None,
+            },
+            (false, true) if !mentions(lhs, var) => match comparison.op {
+                ir::CompareOp::Le => (lhs, false),
+                ir::CompareOp::Lt => (lhs, true),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let limit = constant(other).and_then(|value| {
+            if strict {
+                value.checked_add(1)
+            } else {
+                Some(value)
+            }
+        });
+        bound = match (bound, limit) {
+            (Some(bound), Some(limit)) => Some(bound.max(limit)),
+            _ => None,
+        };
     }
+    Some((column, bound))
+}
+
+/// Every term of a rule: its head's arguments and [`body_terms`].
+fn rule_terms(rule: &ir::Rule) -> impl Iterator<Item = &Term> {
+    rule.head.args.iter().chain(body_terms(&rule.body))
+}
+
+/// Every term of a body: atom arguments and both sides of comparisons.
+pub(crate) fn body_terms(body: &[ir::Literal]) -> impl Iterator<Item = &Term> {
+    body.iter()
+        .flat_map(|literal| -> Box<dyn Iterator<Item = &Term> + '_> {
+            match literal {
+                ir::Literal::Atom(atom) => Box::new(atom.args.iter()),
+                ir::Literal::Compare(comparison) => {
+                    Box::new([&comparison.lhs, &comparison.rhs].into_iter())
+                }
+            }
+        })
 }
 
 /// Whether `term` uses `var`.
@@ -602,6 +735,13 @@ impl<'a> Lineage<'a> {
         })
     }
 
+    /// Whether a crash atom `C(n, t)` means "`n` crashed at or before `t`" (the program
+    /// never reads crash ticks, so an earlier crash loses a superset of the messages and
+    /// shows the same `crash` facts) rather than "`n` crashed at exactly `t`".
+    fn crash_by(&self) -> bool {
+        !self.growth.crash_tick_read
+    }
+
     /// Atom id facts: (is crash, node, tick).
     fn describe(&self, id: u32) -> Option<(bool, &str, u64)> {
         match self.atoms.get(id)? {
@@ -656,7 +796,7 @@ impl<'a> Lineage<'a> {
                 }
             }
         }
-        let product = minimise(product);
+        let product = self.atoms.minimise(product, self.crash_by());
         self.cap(product)
     }
 
@@ -665,7 +805,7 @@ impl<'a> Lineage<'a> {
             return vec![Vec::new()];
         }
         let all: Solutions = parts.iter().flat_map(|part| part.iter().cloned()).collect();
-        let all = minimise(all);
+        let all = self.atoms.minimise(all, self.crash_by());
         self.cap(all)
     }
 
@@ -674,14 +814,28 @@ impl<'a> Lineage<'a> {
         let mut solutions = Vec::new();
         let from = node_name(sender);
         let to = node_name(dest);
-        if sender != dest && tick >= 1 && tick < self.bounds.eff {
+        // Only nodes crash or lose messages.
+        if self.nodes.binary_search(&from).is_err() {
+            return solutions;
+        }
+        if sender != dest
+            && tick >= 1
+            && tick < self.bounds.eff
+            && self.nodes.binary_search(&to).is_ok()
+        {
             solutions.push(vec![self.atoms.intern(FaultAtom::Omission {
                 from: from.clone(),
                 to,
                 tick,
             })]);
         }
-        if self.bounds.crashes > 0 {
+        if self.bounds.crashes > 0 && self.crash_by() && tick >= 1 && tick <= self.bounds.eot {
+            // "Crashed at or before `tick`".
+            solutions.push(vec![self.atoms.intern(FaultAtom::Crash {
+                node: from.clone(),
+                tick,
+            })]);
+        } else if self.bounds.crashes > 0 {
             let first = self.first_send.get(sender).copied().unwrap_or(tick).max(1);
             for crash_tick in first..=tick.min(self.bounds.eot) {
                 solutions.push(vec![self.atoms.intern(FaultAtom::Crash {
@@ -718,6 +872,17 @@ impl<'a> Lineage<'a> {
             .cloned()
             .collect();
         let tick_cell = pattern.get(2).unwrap_or(&any);
+        if self.crash_by() {
+            // The crash tick is read nowhere: any crash of the node makes the fact hold, and
+            // every crash is at or before EOT.
+            for node in &crashed {
+                solutions.push(vec![self.atoms.intern(FaultAtom::Crash {
+                    node: node.clone(),
+                    tick: self.bounds.eot,
+                })]);
+            }
+            return solutions;
+        }
         let ticks: Vec<u64> = (1..=self.bounds.eot)
             .filter(|tick| {
                 i64::try_from(*tick).is_ok_and(|value| tick_cell.admits(&Value::Int(value)))
@@ -753,7 +918,8 @@ impl<'a> Lineage<'a> {
             return Rc::new(Vec::new());
         }
         if Some(rel) == self.growth.crash {
-            return Rc::new(minimise(self.crash_appears(&pattern)));
+            let solutions = self.crash_appears(&pattern);
+            return Rc::new(self.atoms.minimise(solutions, self.crash_by()));
         }
         let index = rel.index();
         if !self.can_grow(rel) {
@@ -771,6 +937,7 @@ impl<'a> Lineage<'a> {
         {
             return Rc::new(Vec::new());
         }
+        let pattern = self.exclude_existing(rel, tick, pattern);
         let key: AppearKey = (rel, tick, pattern);
         if let Some(found) = self.appear_memo.get(&key) {
             return found.clone();
@@ -797,6 +964,50 @@ impl<'a> Lineage<'a> {
             self.appear_memo.insert(key, solutions.clone());
         }
         solutions
+    }
+
+    /// A request asks for a fact the run does not have. When every column but one is fixed
+    /// (and `rel` is not an aggregate), that column cannot take the value of any fact of this
+    /// run matching the fixed columns: those values join its exclusions. `log(_, "m")` with
+    /// `log("a", "m")` and `log("b", "m")` in the run asks for `log(N, "m")` with `N` neither
+    /// `"a"` nor `"b"`.
+    fn exclude_existing(&self, rel: RelId, tick: u64, mut pattern: Vec<Cell>) -> Vec<Cell> {
+        let aggregate = self
+            .program
+            .rules_deriving(rel)
+            .any(|rule| rule.head.aggregate.is_some());
+        let mut free = pattern
+            .iter()
+            .enumerate()
+            .filter(|(_, cell)| !matches!(cell, Cell::Is(_)));
+        let (Some((column, _)), None) = (free.next(), free.next()) else {
+            return pattern;
+        };
+        let mut excluded = match pattern.get(column) {
+            Some(Cell::Any) => Vec::new(),
+            Some(Cell::Not(values)) => values.clone(),
+            _ => return pattern,
+        };
+        if aggregate {
+            return pattern;
+        }
+        for tuple in self.run.facts(tick, rel) {
+            let others_match = tuple.len() == pattern.len()
+                && pattern
+                    .iter()
+                    .zip(tuple.iter())
+                    .enumerate()
+                    .all(|(at, (cell, value))| at == column || cell.admits(value));
+            if others_match && let Some(value) = tuple.get(column) {
+                excluded.push(value.clone());
+            }
+        }
+        excluded.sort();
+        excluded.dedup();
+        if !excluded.is_empty() {
+            pattern[column] = Cell::Not(excluded);
+        }
+        pattern
     }
 
     /// Whether faults can add facts to `rel` (relative to this run): `crash` when crashes are
@@ -865,8 +1076,19 @@ impl<'a> Lineage<'a> {
             if !self.firing_possible(rule, body_tick, &slots, &not) {
                 continue;
             }
-            // A new positive body fact.
-            for (_, atom) in rule.atoms() {
+            // A new positive body fact (for a count that must reach a constant bound, as
+            // many new members as it lacks).
+            let members = self.rising_members(rule, rel, tick, body_tick, pattern, &slots, &not);
+            let generic = members.is_none();
+            if let Some(members) = members {
+                parts.push(Rc::new(members));
+            }
+            // Some new positive fact is needed; and an atom that no fact of this run matches
+            // needs a new fact in any case, so when there are such atoms, all of them must
+            // appear (and no binding of this run exists for the blocked case below).
+            let mut some_new: Vec<Rc<Solutions>> = Vec::new();
+            let mut all_missing: Option<Solutions> = None;
+            for (_, atom) in rule.atoms().filter(|_| generic) {
                 if atom.negated {
                     continue;
                 }
@@ -876,11 +1098,25 @@ impl<'a> Lineage<'a> {
                         && let Some(cell) = request.get_mut(column)
                         && *cell == Cell::Any
                     {
-                        *cell = Cell::Rising(threshold);
+                        *cell = Cell::Rising(threshold.unwrap_or(i64::MIN));
                     }
-                    parts.push(self.appear(atom.rel, at, request));
+                    let missing = !run
+                        .facts(at, atom.rel)
+                        .iter()
+                        .any(|tuple| admits_all(&request, tuple));
+                    let solutions = self.appear(atom.rel, at, request);
+                    if missing {
+                        let so_far = all_missing.take().unwrap_or_else(|| vec![Vec::new()]);
+                        all_missing = Some(self.and(&so_far, &solutions));
+                    }
+                    some_new.push(solutions);
                 }
             }
+            if let Some(missing) = all_missing {
+                parts.push(Rc::new(missing));
+                continue;
+            }
+            parts.extend(some_new);
             // A binding of this run blocked by a negated atom.
             let mut bindings: Vec<(Slots, Vec<FactRef>)> = Vec::new();
             matcher::positive_bindings_from(
@@ -973,6 +1209,145 @@ impl<'a> Lineage<'a> {
         self.or(parts)
     }
 
+    /// For a request on a `count` whose count cell is `Rising(t)` (a firing needs a group
+    /// that reaches `t`, see [`Cell::Rising`]), derived by `rule` with one positive atom and
+    /// nothing else in its body: the fault sets that add as many members as the group lacks.
+    /// A group of this run with `c < t` members needs `t − c` new ones, a new group `t`; so
+    /// every such change adds `k = t − (the largest c < t)` (or `t`) members with distinct
+    /// counted values, each a fact this run does not have. Each is asked for by value: a value
+    /// this run counts somewhere (`D`), or any other value (which may stand for several). The
+    /// group columns are left as the request has them. `None` when the rule or the request
+    /// has another shape, `k < 2`, or there are too many ways to choose the values.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the state of one rule of a why-not chase"
+    )]
+    fn rising_members(
+        &mut self,
+        rule: &ir::Rule,
+        rel: RelId,
+        tick: u64,
+        body_tick: u64,
+        pattern: &[Cell],
+        slots: &Slots,
+        not: &[Vec<Value>],
+    ) -> Option<Solutions> {
+        let aggregate = rule.head.aggregate.as_ref()?;
+        if aggregate.func != ir::AggFunc::Count {
+            return None;
+        }
+        let Some(Cell::Rising(threshold)) = pattern.get(aggregate.column) else {
+            return None;
+        };
+        let threshold = usize::try_from(*threshold).ok()?;
+        if rule.body.len() != 1 {
+            return None;
+        }
+        let (_, atom) = rule.atoms().next()?;
+        if atom.negated {
+            return None;
+        }
+        let at = matcher::atom_tick(atom, body_tick)?;
+        let column = atom
+            .args
+            .iter()
+            .position(|term| term.as_var() == Some(aggregate.var))?;
+        let base = atom_pattern(atom, slots, not);
+        let mut excluded = match base.get(column)? {
+            Cell::Any => Vec::new(),
+            Cell::Not(values) => values.clone(),
+            _ => return None,
+        };
+        // The largest group of this run (matching the request) still below the bound.
+        let run = self.run;
+        let largest = run
+            .facts(tick, rel)
+            .iter()
+            .filter(|tuple| {
+                tuple.len() == pattern.len()
+                    && pattern
+                        .iter()
+                        .zip(tuple.iter())
+                        .enumerate()
+                        .all(|(at, (cell, value))| at == aggregate.column || cell.admits(value))
+            })
+            .filter_map(|tuple| match tuple.get(aggregate.column) {
+                Some(Value::Int(count)) => usize::try_from(*count).ok(),
+                _ => None,
+            })
+            .filter(|count| *count < threshold)
+            .max()
+            .unwrap_or(0);
+        let need = threshold.saturating_sub(largest);
+        if need < 2 {
+            return None;
+        }
+        // The values this run counts in that column (at any tick), and the nodes for a
+        // node column: any set will do (other values are asked for as such), but the more
+        // of the actual members it names, the more precise the result.
+        let mut domain: Vec<Value> = Vec::new();
+        for at_tick in 1..=run.ticks_run {
+            domain.extend(
+                run.facts(at_tick, atom.rel)
+                    .iter()
+                    .filter_map(|tuple| tuple.get(column).cloned()),
+            );
+        }
+        let node_column = self
+            .program
+            .relation(atom.rel)
+            .columns
+            .get(column)
+            .is_some_and(|column| matches!(column.ty, ir::Type::Node | ir::Type::Role(_)));
+        if node_column {
+            domain.extend(self.nodes.iter().map(|node| Value::str(node)));
+        }
+        domain.retain(|value| !excluded.contains(value));
+        domain.sort();
+        domain.dedup();
+        let ways: usize = (0..=need.min(domain.len()))
+            .map(|chosen| binomial(domain.len(), chosen))
+            .fold(0, usize::saturating_add);
+        if ways > COMBINATION_CAP {
+            return None;
+        }
+        let member = |cell: Cell, this: &mut Lineage<'_>| {
+            let mut request = base.clone();
+            request[column] = cell;
+            this.appear(atom.rel, at, request)
+        };
+        let named: Vec<Rc<Solutions>> = domain
+            .iter()
+            .map(|value| member(Cell::Is(value.clone()), self))
+            .collect();
+        excluded.extend(domain.iter().cloned());
+        excluded.sort();
+        excluded.dedup();
+        let other = if excluded.is_empty() {
+            member(Cell::Any, self)
+        } else {
+            member(Cell::Not(excluded), self)
+        };
+        let mut alternatives: Vec<Rc<Solutions>> = Vec::new();
+        for chosen in 0..=need.min(named.len()) {
+            for indices in combinations(named.len(), chosen) {
+                let mut part: Solutions = vec![Vec::new()];
+                for index in indices {
+                    part = self.and(&part, &named[index]);
+                    if part.is_empty() {
+                        break;
+                    }
+                }
+                // The members beyond the named values are other values.
+                if chosen < need && !part.is_empty() {
+                    part = self.and(&part, &other);
+                }
+                alternatives.push(Rc::new(part));
+            }
+        }
+        Some(self.or(alternatives))
+    }
+
     /// [`Lineage::appear`] over-approximated: any single fault that loses a delivered message,
     /// sent before `tick`, of a relation with a non-monotone path into `rel` (and, when
     /// `crash` reaches `rel`, any crash).
@@ -1006,7 +1381,7 @@ impl<'a> Lineage<'a> {
         {
             solutions.extend(self.crash_appears(&[]));
         }
-        minimise(solutions)
+        self.atoms.minimise(solutions, self.crash_by())
     }
 
     fn break_firing(
@@ -1260,11 +1635,6 @@ impl<'a> Lineage<'a> {
             }
         }
         result
-    }
-
-    /// Whether the fault set `solution` breaks some solution in `others` (contains it).
-    pub fn implies_any(solution: &[u32], others: &Solutions) -> bool {
-        others.iter().any(|other| is_subset(other, solution))
     }
 }
 

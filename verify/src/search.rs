@@ -1,6 +1,6 @@
 //! The LDFI loop (Molly's `Verifier.doVerify`): candidates smallest first, each run and
 //! checked; good runs extend the search with the minimal fault sets that break their own
-//! lineage, seeded with the faults already injected.
+//! lineage, seeded with the faults that changed the run ([`Verifier::effective`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -81,6 +81,9 @@ pub struct SearchOptions {
     pub max_executions: u64,
     /// Fault sets to run first, in order (earlier counterexamples, minimal fault sets).
     pub replay: Vec<FaultSet>,
+    /// Run one fault set per class of schedules equal up to renaming nodes the program and
+    /// its facts cannot tell apart ([`crate::symmetry`]).
+    pub symmetry: bool,
 }
 
 impl Default for SearchOptions {
@@ -89,6 +92,7 @@ impl Default for SearchOptions {
             all: false,
             max_executions: 10_000,
             replay: Vec::new(),
+            symmetry: false,
         }
     }
 }
@@ -181,22 +185,27 @@ impl Verifier {
         );
         let mut all: Solutions = Vec::new();
         let mut useful: BTreeSet<Vec<u32>> = BTreeSet::new();
+        let mut checks: Vec<(Solutions, Solutions)> = Vec::new();
         for (facts, pre) in targets {
             let solutions = lineage.broken_all(&facts);
             let vacuous = match pre {
                 Some(pre) => (*lineage.broken(pre)).clone(),
                 None => Vec::new(),
             };
+            checks.push((solutions, vacuous));
+        }
+        let truncated = lineage.truncated;
+        drop(lineage);
+        let crash_by = !self.growth.crash_tick_read;
+        for (solutions, vacuous) in checks {
             for solution in solutions {
-                if !Lineage::implies_any(&solution, &vacuous) {
+                if !atoms.implies_any(&solution, &vacuous, crash_by) {
                     useful.insert(solution.clone());
                 }
                 all.push(solution);
             }
         }
-        let truncated = lineage.truncated;
-        drop(lineage);
-        let all = crate::lineage::minimise(all);
+        let all = atoms.minimise(all, !self.growth.crash_tick_read);
         let mut sets: Vec<(FaultSet, bool)> = all
             .iter()
             .map(|solution| (atoms.fault_set(solution), !useful.contains(solution)))
@@ -226,13 +235,22 @@ impl Verifier {
             explored: Vec::new(),
             limit: None,
         };
+        // Fault sets run or queued (with symmetry, their canonical forms).
+        let symmetric = options.symmetry && !self.symmetry.is_trivial();
+        let key = |faults: &FaultSet| {
+            if symmetric {
+                self.symmetry.canonical(faults)
+            } else {
+                faults.clone()
+            }
+        };
         let mut seen: BTreeSet<FaultSet> = BTreeSet::new();
         // Replayed sets first (in the given order), then candidates smallest first.
         let mut replay: Vec<FaultSet> = Vec::new();
         for faults in &options.replay {
             let mut faults = faults.clone();
             faults.normalise();
-            if faults.within(&self.bounds) && !faults.is_empty() && seen.insert(faults.clone()) {
+            if faults.within(&self.bounds) && !faults.is_empty() && seen.insert(key(&faults)) {
                 replay.push(faults);
             }
         }
@@ -245,6 +263,8 @@ impl Verifier {
         // forward).
         let mut waiting: BTreeMap<FaultSet, Priority> = BTreeMap::new();
         let mut truncated = false;
+        // The effective fault sets of the good runs whose lineage was extended.
+        let mut extended: BTreeSet<FaultSet> = BTreeSet::new();
 
         let failure_free = Execution {
             faults: FaultSet::default(),
@@ -288,12 +308,27 @@ impl Verifier {
             let iteration = search.executions;
             search.log.push(record(self, iteration, &execution));
             if execution.violations.is_empty() {
+                // The faults that changed the run: the run is that of `base` as well, so
+                // extending `base` covers every falsifier containing these faults, with
+                // smaller candidates. A base already extended has nothing to add (and a
+                // candidate equal to it would repeat its run).
+                let base = self.effective(&execution.faults, &execution.run);
+                seen.insert(key(&base));
+                if !extended.insert(key(&base)) {
+                    search.explored.push(execution.faults);
+                    progress(Progress {
+                        executions: search.executions,
+                        queued: queue.len() + replay.len(),
+                        counterexamples: search.counterexamples.len(),
+                    });
+                    continue;
+                }
                 let (sets, cut) = self.minimal_fault_sets(&execution.run, &mut atoms);
                 truncated |= cut;
                 let unchanged = self.spec.post.is_some()
                     && self.spec.post_at(&execution.run, self.bounds.eot) == self.expected_post;
                 for (extra, vacuous) in sets {
-                    let mut candidate = execution.faults.clone();
+                    let mut candidate = base.clone();
                     candidate.drops.extend(extra.drops);
                     for (node, tick) in extra.crashes {
                         let entry = candidate.crashes.entry(node).or_insert(tick);
@@ -308,7 +343,7 @@ impl Verifier {
                         unchanged,
                         size: candidate.size(),
                     };
-                    if seen.insert(candidate.clone()) {
+                    if seen.insert(key(&candidate)) {
                         waiting.insert(candidate.clone(), priority);
                         queue.insert((priority, candidate));
                     } else if let Some(old) = waiting.get(&candidate).copied()

@@ -1,0 +1,398 @@
+//! LDFI against exhaustive enumeration on small programs and bounds, with and without
+//! symmetry: a search that certifies must be right (no schedule within the bounds violates
+//! the specification), and one that finds a counterexample must find a real one. Also the
+//! node set given with `Verifier::with_exact_nodes`, the effective faults of a run and the
+//! classes of interchangeable nodes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use graft_verify::{Bounds, Drop, FaultSet, SearchOptions, Verdict, Verifier};
+
+/// Retransmission until acknowledged; `post` needs every neighbour of a logging node to log.
+/// Correct without crashes when retries outlast EFF; a crash of the sender after reaching one
+/// neighbour but not the other violates it.
+const RETRY: &str = r#"
+node("a", "b")@1;
+node("a", "c")@1;
+bcast("a", "m")@1;
+node(N, P)@next :- node(N, P);
+log(N, M)@next :- log(N, M);
+ack(N, P, M)@next :- ack(N, P, M);
+log(N, M) :- bcast(N, M);
+msg(P, N, M)@async :- log(N, M), node(N, P), notin ack(N, P, M);
+log(N, M) :- msg(N, _, M);
+ack(S, R, M)@async :- msg(R, S, M);
+missing(N, M) :- log(X, M), node(X, N), notin log(N, M);
+pre(N, M) :- log(N, M), notin crash(N, N, _);
+post(N, M) :- log(N, M), notin missing(_, M);
+"#;
+
+/// A coordinator asks three voters until two votes are in (a `count` read against a constant
+/// bound, under a negation). Correct when retries outlast EFF.
+const QUORUM: &str = r#"
+voter("c", "v1")@1;
+voter("c", "v2")@1;
+voter("c", "v3")@1;
+go("c")@1;
+voter(C, V)@next :- voter(C, V);
+asked(C)@next :- go(C);
+asked(C)@next :- asked(C);
+req(V, C)@async :- go(C), voter(C, V);
+req(V, C)@async :- asked(C), voter(C, V), notin decided(C);
+vote(C, V)@async :- req(V, C);
+votes(C, V) :- vote(C, V);
+votes(C, V)@next :- votes(C, V);
+tally(C, count<V>) :- votes(C, V);
+decided(C) :- tally(C, K), K >= 2;
+decided(C)@next :- decided(C);
+pre(C) :- asked(C), notin crash(C, C, _);
+post(C) :- decided(C);
+"#;
+
+/// Sent once, no retries: any lost message violates `post`.
+const ONCE: &str = r#"
+node("a", "b")@1;
+node("a", "c")@1;
+bcast("a", "m")@1;
+node(N, P)@next :- node(N, P);
+log(N, M)@next :- log(N, M);
+log(N, M) :- bcast(N, M);
+msg(P, N, M)@async :- bcast(N, M), node(N, P);
+log(N, M) :- msg(N, _, M);
+pre(N, P, M) :- log(N, M), node(N, P), notin crash(N, N, _), notin crash(N, P, _);
+post(N, P, M) :- log(N, M), node(N, P), log(P, M);
+"#;
+
+fn verifier(text: &str, nodes: &[&str], exact: bool, bounds: Bounds) -> Verifier {
+    let mut read = |_: &str| Ok::<String, String>(text.to_string());
+    let loaded = graft_language::loader::load_program(&["test.ded".to_string()], &mut read);
+    assert!(
+        loaded.diagnostics.is_empty(),
+        "the test program does not load"
+    );
+    let checked = graft_compiler::check(&loaded.sources, &loaded.files);
+    assert!(!checked.has_errors(), "the test program does not check");
+    let nodes: BTreeSet<String> = nodes.iter().map(|node| (*node).to_string()).collect();
+    let made = if exact {
+        Verifier::with_exact_nodes(&checked, Vec::new(), nodes, bounds)
+    } else {
+        Verifier::new(&checked, Vec::new(), nodes, bounds)
+    };
+    made.unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Every schedule within the bounds (omissions between nodes at ticks before EFF, at most
+/// one crash), up to omissions of messages that are not sent: tick by tick, every subset of
+/// the channels the run so far uses at that tick. Returns the first that violates the
+/// specification, and the number of runs.
+fn exhaustive(verifier: &Verifier) -> (Option<FaultSet>, usize) {
+    let bounds = verifier.bounds;
+    let nodes = verifier.nodes().to_vec();
+    assert!(bounds.crashes <= 1, "one crash at most");
+    let mut crashes: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new()];
+    if bounds.crashes == 1 {
+        for node in &nodes {
+            for tick in 1..=bounds.eot {
+                crashes.push(BTreeMap::from([(node.clone(), tick)]));
+            }
+        }
+    }
+    let mut runs = 0;
+    for crash in crashes {
+        let faults = FaultSet {
+            drops: BTreeSet::new(),
+            crashes: crash,
+        };
+        if let Some(found) = explore(verifier, &nodes, faults, 1, &mut runs) {
+            return (Some(found), runs);
+        }
+    }
+    (None, runs)
+}
+
+fn explore(
+    verifier: &Verifier,
+    nodes: &[String],
+    mut faults: FaultSet,
+    tick: u64,
+    runs: &mut usize,
+) -> Option<FaultSet> {
+    faults.normalise();
+    let execution = verifier.execute(&faults).expect("run");
+    *runs += 1;
+    assert!(*runs < 200_000, "too many schedules");
+    if !execution.violations.is_empty() {
+        return Some(faults);
+    }
+    if tick >= verifier.bounds.eff {
+        return None;
+    }
+    let channels: BTreeSet<(String, String)> = execution
+        .run
+        .messages
+        .iter()
+        .filter(|message| message.send_tick == tick && message.fate.is_delivered())
+        .filter_map(|message| Some((message.sender.as_str()?, message.dest.as_str()?)))
+        .filter(|(from, to)| from != to && nodes.iter().any(|node| node == from))
+        .filter(|(_, to)| nodes.iter().any(|node| node == to))
+        .map(|(from, to)| (from.to_string(), to.to_string()))
+        .collect();
+    let channels: Vec<(String, String)> = channels.into_iter().collect();
+    assert!(channels.len() < 16, "too many channels");
+    for mask in 0_u32..(1 << channels.len()) {
+        let mut next = faults.clone();
+        for (bit, (from, to)) in channels.iter().enumerate() {
+            if mask >> bit & 1 == 1 {
+                next.drops.insert(Drop {
+                    from: from.clone(),
+                    to: to.clone(),
+                    tick,
+                });
+            }
+        }
+        // The empty subset repeats this run at the next tick.
+        if let Some(found) = explore(verifier, nodes, next, tick + 1, runs) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+#[test]
+fn ldfi_agrees_with_exhaustive_search() {
+    let cases: &[(&str, &str, Bounds)] = &[
+        (
+            "retry",
+            RETRY,
+            Bounds {
+                eot: 6,
+                eff: 3,
+                crashes: 0,
+            },
+        ),
+        (
+            "retry",
+            RETRY,
+            Bounds {
+                eot: 5,
+                eff: 4,
+                crashes: 0,
+            },
+        ),
+        (
+            "retry",
+            RETRY,
+            Bounds {
+                eot: 6,
+                eff: 3,
+                crashes: 1,
+            },
+        ),
+        (
+            "retry",
+            RETRY,
+            Bounds {
+                eot: 4,
+                eff: 3,
+                crashes: 0,
+            },
+        ),
+        (
+            "quorum",
+            QUORUM,
+            Bounds {
+                eot: 6,
+                eff: 3,
+                crashes: 0,
+            },
+        ),
+        (
+            "quorum",
+            QUORUM,
+            Bounds {
+                eot: 5,
+                eff: 4,
+                crashes: 0,
+            },
+        ),
+        (
+            "quorum",
+            QUORUM,
+            Bounds {
+                eot: 6,
+                eff: 2,
+                crashes: 1,
+            },
+        ),
+        (
+            "quorum",
+            QUORUM,
+            Bounds {
+                eot: 4,
+                eff: 3,
+                crashes: 1,
+            },
+        ),
+        (
+            "once",
+            ONCE,
+            Bounds {
+                eot: 3,
+                eff: 2,
+                crashes: 0,
+            },
+        ),
+        (
+            "once",
+            ONCE,
+            Bounds {
+                eot: 4,
+                eff: 0,
+                crashes: 1,
+            },
+        ),
+    ];
+    let mut verdicts = BTreeMap::new();
+    for (name, text, bounds) in cases {
+        let verifier = verifier(text, &[], false, *bounds);
+        let (truth, runs) = exhaustive(&verifier);
+        for symmetry in [false, true] {
+            let options = SearchOptions {
+                symmetry,
+                ..SearchOptions::default()
+            };
+            let search = verifier.ldfi(&options, &mut |_| {}).expect("search");
+            let agree = match search.verdict {
+                Verdict::Certified => truth.is_none(),
+                Verdict::Counterexample => truth.is_some(),
+                Verdict::Inconclusive => false,
+            };
+            assert!(
+                agree,
+                "{name} at {bounds:?} (symmetry {symmetry}): LDFI {:?} after {} runs, \
+                 exhaustive search found {:?} in {runs}",
+                search.verdict, search.executions, truth
+            );
+            *verdicts
+                .entry(format!("{name} {:?}", search.verdict))
+                .or_insert(0) += 1;
+        }
+    }
+    // Both outcomes are exercised for every program.
+    assert_eq!(
+        verdicts.keys().cloned().collect::<Vec<_>>(),
+        [
+            "once Certified",
+            "once Counterexample",
+            "quorum Certified",
+            "quorum Counterexample",
+            "retry Certified",
+            "retry Counterexample"
+        ]
+    );
+}
+
+#[test]
+fn exact_nodes_leave_out_data_values() {
+    let bounds = Bounds {
+        eot: 4,
+        eff: 2,
+        crashes: 1,
+    };
+    // `msg`'s location column makes "m" a node by default.
+    let program = format!("{ONCE}\nlate(\"m\", 1)@1;\n");
+    let loose = verifier(&program, &[], false, bounds);
+    assert!(loose.nodes().contains(&"m".to_string()));
+    let exact = verifier(&program, &["a", "b", "c"], true, bounds);
+    assert_eq!(exact.nodes(), ["a", "b", "c"]);
+    // n = 3, s = 4, EOT 4, EFF 2, c = 1: 3 · (4^2)^2 · (1 + 4 + 16 + 16 + 16) = 40704.
+    assert_eq!(exact.fault_space().to_string(), "40704");
+    let search = exact
+        .ldfi(&SearchOptions::default(), &mut |_| {})
+        .expect("search");
+    assert_eq!(search.verdict, Verdict::Counterexample);
+    for record in &search.log {
+        assert!(record.crashes.iter().all(|crash| crash.node != "m"));
+        assert!(
+            record
+                .drops
+                .iter()
+                .all(|drop| drop.from != "m" && drop.to != "m")
+        );
+    }
+}
+
+#[test]
+fn effective_faults_keep_only_what_changed_the_run() {
+    let bounds = Bounds {
+        eot: 5,
+        eff: 3,
+        crashes: 1,
+    };
+    let verifier = verifier(RETRY, &[], false, bounds);
+    let mut faults = FaultSet::default();
+    // b sends nothing to c: this omission changes nothing.
+    faults.drops.insert(Drop {
+        from: "b".into(),
+        to: "c".into(),
+        tick: 1,
+    });
+    faults.drops.insert(Drop {
+        from: "a".into(),
+        to: "b".into(),
+        tick: 1,
+    });
+    let run = verifier.run(&faults).expect("run");
+    let effective = verifier.effective(&faults, &run);
+    assert_eq!(effective.to_string(), "drop a->b@1");
+    // The program reads `crash` but not its tick: a crash of c (which only acknowledges, at
+    // ticks 2 and 3) at tick 4 is the crash at EOT; at tick 1, the crash at its first lost
+    // send.
+    let late = FaultSet {
+        drops: BTreeSet::new(),
+        crashes: BTreeMap::from([("c".to_string(), 4)]),
+    };
+    let run = verifier.run(&late).expect("run");
+    assert_eq!(verifier.effective(&late, &run).to_string(), "crash c@5");
+    let early = FaultSet {
+        drops: BTreeSet::new(),
+        crashes: BTreeMap::from([("c".to_string(), 1)]),
+    };
+    let run = verifier.run(&early).expect("run");
+    assert_eq!(verifier.effective(&early, &run).to_string(), "crash c@2");
+    assert_eq!(
+        verifier
+            .run(&verifier.effective(&early, &run))
+            .expect("run")
+            .messages,
+        run.messages
+    );
+}
+
+#[test]
+fn interchangeable_nodes_are_found() {
+    let bounds = Bounds {
+        eot: 4,
+        eff: 2,
+        crashes: 0,
+    };
+    let classes = |text: &str| {
+        verifier(text, &[], false, bounds)
+            .symmetry()
+            .classes
+            .clone()
+    };
+    // a broadcasts to b and c, which play the same part.
+    assert_eq!(classes(RETRY), [["b", "c"]]);
+    assert_eq!(classes(QUORUM), [["v1", "v2", "v3"]]);
+    // A rule naming b, or a fact only b has, tells them apart.
+    assert!(classes(&format!("{RETRY}\nspecial(N) :- log(N, _), N == \"b\";\n")).is_empty());
+    assert!(classes(&format!("{RETRY}\nnode(\"b\", \"a\")@1;\n")).is_empty());
+    // So does ordering node names.
+    assert!(
+        classes(&format!(
+            "{RETRY}\nfirst(N) :- log(N, _), log(P, _), N < P;\n"
+        ))
+        .is_empty()
+    );
+}
