@@ -398,6 +398,54 @@ fn the_cache_replays_known_counterexamples_first() {
 }
 
 #[test]
+fn symmetric_searches_are_cached_apart() {
+    let cache = scratch("cache-symmetry");
+    let cache_text = cache.to_string_lossy().into_owned();
+    let run = |symmetry: bool| {
+        let mut args = vec![
+            "verify",
+            "examples/kvs/kvs.graft",
+            "--facts",
+            "examples/kvs/topology.facts",
+            "--facts",
+            "examples/kvs/workload.facts",
+            "--eot",
+            "7",
+            "--eff",
+            "3",
+            "--cache",
+            &cache_text,
+        ];
+        if symmetry {
+            args.push("--use-symmetry");
+        }
+        graft(&args)
+    };
+    for symmetry in [true, false] {
+        let output = run(symmetry);
+        assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    }
+    // One cache file for the version, with one entry per kind of search: the full search's
+    // explored schedules are not replaced by the symmetric search's fewer ones.
+    let files: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .expect("the cache directory")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(&files[0]).expect("the cache file");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let entries = json["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 2, "{text}");
+    let explored: Vec<usize> = entries
+        .iter()
+        .map(|entry| entry["explored"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_ne!(explored[0], explored[1], "{text}");
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
 fn refinement_compares_outputs_and_reports_the_first_divergence() {
     let same = graft(&[
         "verify",

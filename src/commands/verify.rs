@@ -252,11 +252,14 @@ fn entry_key(args: &VerifyArgs, bounds: &Bounds, nodes: &[String]) -> anyhow::Re
     }
     bytes.extend(
         format!(
-            "{}/{}/{}/{}",
+            "{}/{}/{}/{}{}",
             bounds.eot,
             bounds.eff,
             bounds.crashes,
-            nodes.join(",")
+            nodes.join(","),
+            // A symmetric search explores one schedule per class: its list of explored
+            // schedules (replayed by `--refines`) is not the full one.
+            if args.use_symmetry { "/symmetry" } else { "" }
         )
         .bytes(),
     );
