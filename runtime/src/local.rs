@@ -37,7 +37,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::dataflow::operators::{Capability, ConnectLoop, Feedback};
 
-use crate::lower::{Gathered, RunPlan, aggregate_value, extend};
+use crate::lower::{Gathered, RunPlan};
 use crate::plan::{AtomPlan, RulePlan, Step};
 use crate::value::{Expr, Row, Val, compare};
 
@@ -330,7 +330,7 @@ impl Db<'_> {
                         return Vec::new();
                     };
                     bindings.retain(|binding| {
-                        eval_all(key, binding)
+                        Expr::eval_all(key, binding)
                             .is_some_and(|values| !projection.set.contains(&Full::new(values)))
                     });
                     bindings
@@ -341,22 +341,11 @@ impl Db<'_> {
     }
 
     fn scan(&self, atom: &AtomPlan, slots: usize) -> Vec<Row> {
-        let expected: Vec<Option<Val>> = atom
-            .key
-            .iter()
-            .map(|expr| expr.eval(&Row::default()))
-            .collect();
-        let empty = Row::zeros(slots);
+        let constants = atom.constants();
         let source = self.source(atom.rel, atom.pinned);
         self.rows(source)
             .iter()
-            .filter(|Full { row, .. }| {
-                atom.key_columns
-                    .iter()
-                    .zip(&expected)
-                    .all(|(column, value)| value.is_some() && row.get(*column) == *value)
-            })
-            .filter_map(|Full { row, .. }| extend(&empty, row, &atom.bind, &atom.check))
+            .filter_map(|Full { row, .. }| atom.start(&constants, row, slots))
             .collect()
     }
 
@@ -369,7 +358,7 @@ impl Db<'_> {
         };
         let mut joined = Vec::new();
         for binding in &bindings {
-            let Some(key) = eval_all(&atom.key, binding) else {
+            let Some(key) = Expr::eval_all(&atom.key, binding) else {
                 continue;
             };
             let Some(positions) = index.map.get(&Full::new(key)) else {
@@ -377,7 +366,7 @@ impl Db<'_> {
             };
             for position in positions {
                 if let Some(Full { row, .. }) = rows.get_index(*position as usize)
-                    && let Some(extended) = extend(binding, row, &atom.bind, &atom.check)
+                    && let Some(extended) = atom.extend(binding, row)
                 {
                     joined.push(extended);
                 }
@@ -392,7 +381,7 @@ impl Db<'_> {
         let Some(aggregate) = &rule.aggregate else {
             return bindings
                 .iter()
-                .filter_map(|binding| eval_all(&rule.head, binding))
+                .filter_map(|binding| Expr::eval_all(&rule.head, binding))
                 .collect();
         };
         // (group, value) pairs, sorted: each group's distinct values are then consecutive and
@@ -402,15 +391,7 @@ impl Db<'_> {
             let Some(value) = binding.get(aggregate.slot) else {
                 continue;
             };
-            let key = Row::try_build(rule.head.len().saturating_sub(1), |index| {
-                let column = if index < aggregate.column {
-                    index
-                } else {
-                    index + 1
-                };
-                rule.head.get(column)?.eval(binding)
-            });
-            if let Some(key) = key {
+            if let Some(key) = aggregate.key(&rule.head, binding) {
                 pairs.push((key, value));
             }
         }
@@ -428,10 +409,8 @@ impl Db<'_> {
                     .count();
             values.clear();
             values.extend(pairs[start..end].iter().map(|(_, value)| (value, 1)));
-            if let Some(result) = aggregate_value(aggregate.func, &values) {
-                let mut row = key.to_vec();
-                row.insert(aggregate.column.min(row.len()), result);
-                heads.push(Row::from_vals(&row));
+            if let Some(result) = aggregate.value(&values) {
+                heads.push(aggregate.head(key, result));
             }
             start = end;
         }
@@ -465,11 +444,6 @@ fn rows_of<'a>(
 
 fn project(row: &Row, columns: &[usize]) -> Row {
     Row::try_build(columns.len(), |index| row.get(columns[index])).unwrap_or_default()
-}
-
-/// The values of `exprs` over a binding, or `None` if one fails.
-fn eval_all(exprs: &[Expr], binding: &Row) -> Option<Row> {
-    Row::try_build(exprs.len(), |index| exprs[index].eval(binding))
 }
 
 /// One worker's share of the run.

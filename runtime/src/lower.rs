@@ -27,7 +27,7 @@ use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::iterate::Variable;
 use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
-use graft_compiler::ir::{AggFunc, RelId, RuleKind};
+use graft_compiler::ir::{RelId, RuleKind};
 use timely::dataflow::Scope;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::{Operator, empty};
@@ -36,7 +36,7 @@ use timely::order::Product;
 use timely::progress::Timestamp;
 
 use crate::plan::{AtomPlan, Component, RulePlan, Step};
-use crate::value::{Row, Val, compare};
+use crate::value::{Expr, Row, Val, compare};
 
 /// A timestamp whose outermost coordinate is the tick.
 pub(crate) trait TickTime: Timestamp + Lattice + Ord + Clone {
@@ -226,17 +226,14 @@ impl<'s, T: TickTime> Env<'s, T> {
             bindings = match step {
                 Step::Join(atom) => {
                     let arranged = self.arranged(atom.rel, atom.pinned, &atom.key_columns);
+                    let atom = atom.clone();
                     let key = atom.key.clone();
-                    let bind = atom.bind.clone();
-                    let check = atom.check.clone();
                     bindings
                         .flat_map(move |binding| {
-                            let values: Option<Row> =
-                                key.iter().map(|expr| expr.eval(&binding)).collect();
-                            values.map(|values| (values, binding))
+                            Expr::eval_all(&key, &binding).map(|values| (values, binding))
                         })
                         .join_core(arranged, move |_key, binding, row| {
-                            extend(binding, row, &bind, &check)
+                            atom.extend(binding, row)
                         })
                 }
                 Step::Compare { op, lhs, rhs } => {
@@ -258,9 +255,7 @@ impl<'s, T: TickTime> Env<'s, T> {
                     let present = self.projected(*rel, *pinned, columns, *whole);
                     let key = key.clone();
                     let keyed = bindings.flat_map(move |binding| {
-                        let values: Option<Row> =
-                            key.iter().map(|expr| expr.eval(&binding)).collect();
-                        values.map(|values| (values, binding))
+                        Expr::eval_all(&key, &binding).map(|values| (values, binding))
                     });
                     let matched = keyed
                         .clone()
@@ -287,20 +282,9 @@ impl<'s, T: TickTime> Env<'s, T> {
     /// The bindings of a body's first atom.
     fn scan(&mut self, atom: &AtomPlan, slots: usize) -> Coll<'s, T> {
         let atom = atom.clone();
-        let expected: Vec<Option<Val>> = atom
-            .key
-            .iter()
-            .map(|expr| expr.eval(&Row::default()))
-            .collect();
-        self.read(atom.rel, atom.pinned).flat_map(move |row| {
-            for (column, value) in atom.key_columns.iter().zip(&expected) {
-                if value.is_none() || row.get(*column) != *value {
-                    return None;
-                }
-            }
-            let empty = Row::zeros(slots);
-            extend(&empty, &row, &atom.bind, &atom.check)
-        })
+        let constants = atom.constants();
+        self.read(atom.rel, atom.pinned)
+            .flat_map(move |row| atom.start(&constants, &row, slots))
     }
 
     /// The heads a rule derives: one per binding, or one per group for an aggregate.
@@ -308,76 +292,22 @@ impl<'s, T: TickTime> Env<'s, T> {
         let bindings = self.bindings(rule);
         let head = rule.head.clone();
         let Some(aggregate) = rule.aggregate.clone() else {
-            return bindings.flat_map(move |binding| {
-                head.iter()
-                    .map(|expr| expr.eval(&binding))
-                    .collect::<Option<Row>>()
-            });
+            return bindings.flat_map(move |binding| Expr::eval_all(&head, &binding));
         };
-        let column = aggregate.column;
-        let func = aggregate.func;
+        let grouping = aggregate.clone();
+        let heading = aggregate.clone();
         bindings
             .flat_map(move |binding| {
-                let value = binding.get(aggregate.slot)?;
-                let mut key = Vec::with_capacity(head.len());
-                for (index, expr) in head.iter().enumerate() {
-                    if index != column {
-                        key.push(expr.eval(&binding)?);
-                    }
-                }
-                Some((Row::from_vals(&key), value))
+                let value = binding.get(grouping.slot)?;
+                Some((grouping.key(&head, &binding)?, value))
             })
             .reduce(move |_key, values: &[(&Val, isize)], output| {
-                if let Some(result) = aggregate_value(func, values) {
+                if let Some(result) = aggregate.value(values) {
                     output.push((result, 1));
                 }
             })
-            .map(move |(key, value)| {
-                let mut values = key.to_vec();
-                values.insert(column.min(values.len()), value);
-                Row::from_vals(&values)
-            })
+            .map(move |(key, value)| heading.head(&key, value))
     }
-}
-
-/// The aggregate of a group's distinct values (sorted); `None` for a sum that overflows or
-/// is over non-integers.
-pub(crate) fn aggregate_value(func: AggFunc, values: &[(&Val, isize)]) -> Option<Val> {
-    match func {
-        AggFunc::Count => Some(Val::Int(i64::try_from(values.len()).unwrap_or(i64::MAX))),
-        AggFunc::Sum => {
-            let mut total: i64 = 0;
-            for (value, _) in values {
-                let Val::Int(number) = value else {
-                    return None;
-                };
-                total = total.checked_add(*number)?;
-            }
-            Some(Val::Int(total))
-        }
-        AggFunc::Min => values.first().map(|(value, _)| **value),
-        AggFunc::Max => values.last().map(|(value, _)| **value),
-    }
-}
-
-/// A binding extended by a fact of an atom: its bound columns written to their slots, its
-/// repeated variables checked.
-pub(crate) fn extend(
-    binding: &Row,
-    row: &Row,
-    bind: &[(usize, usize)],
-    check: &[(usize, usize)],
-) -> Option<Row> {
-    let mut slots = binding.clone();
-    for (column, slot) in bind {
-        slots.set(*slot, row.get(*column)?)?;
-    }
-    for (column, slot) in check {
-        if row.get(*column)? != slots.get(*slot)? {
-            return None;
-        }
-    }
-    Some(slots)
 }
 
 /// The raw updates of a worker's share of `items` (every `peers`-th, from `index`).
@@ -604,8 +534,7 @@ fn messages<'s>(
     let location = rule.location;
     let mut sent = bindings.flat_map(move |binding| {
         let sender = binding.get(location)?;
-        let values: Option<Row> = head.iter().map(|expr| expr.eval(&binding)).collect();
-        values.map(|values| (Row::from_vals(&[sender]), values))
+        Expr::eval_all(&head, &binding).map(|values| (Row::from_vals(&[sender]), values))
     });
     if let Some(down) = down {
         sent = sent.antijoin(down);

@@ -15,7 +15,7 @@ use graft_compiler::ir::{self, AggFunc, CompareOp, RelId, RuleKind, Term};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::RuntimeError;
-use crate::value::{Expr, Interner};
+use crate::value::{Expr, Interner, Row, Val};
 
 /// A positive atom: its relation (pinned to a tick or not) and what it does to a binding.
 #[derive(Clone, Debug)]
@@ -59,6 +59,84 @@ pub(crate) struct AggregatePlan {
     pub column: usize,
     pub func: AggFunc,
     pub slot: usize,
+}
+
+impl AtomPlan {
+    /// The values the atom's key columns must hold when it is a body's first atom (its key
+    /// is then constant); `None` for a string constant no fact holds.
+    pub fn constants(&self) -> Vec<Option<Val>> {
+        self.key
+            .iter()
+            .map(|expr| expr.eval(&Row::default()))
+            .collect()
+    }
+
+    /// The binding a fact starts as the body's first atom: its key columns equal to
+    /// `constants`, its columns written to `slots` fresh slots.
+    pub fn start(&self, constants: &[Option<Val>], row: &Row, slots: usize) -> Option<Row> {
+        for (column, value) in self.key_columns.iter().zip(constants) {
+            if value.is_none() || row.get(*column) != *value {
+                return None;
+            }
+        }
+        self.extend(&Row::zeros(slots), row)
+    }
+
+    /// A binding extended by a fact of the atom: its bound columns written to their slots,
+    /// its repeated variables checked.
+    pub fn extend(&self, binding: &Row, row: &Row) -> Option<Row> {
+        let mut slots = binding.clone();
+        for (column, slot) in &self.bind {
+            slots.set(*slot, row.get(*column)?)?;
+        }
+        for (column, slot) in &self.check {
+            if row.get(*column)? != slots.get(*slot)? {
+                return None;
+            }
+        }
+        Some(slots)
+    }
+}
+
+impl AggregatePlan {
+    /// The aggregate of a group's distinct values (sorted); `None` for a sum that overflows
+    /// or is over non-integers.
+    pub fn value(&self, values: &[(&Val, isize)]) -> Option<Val> {
+        match self.func {
+            AggFunc::Count => Some(Val::Int(i64::try_from(values.len()).unwrap_or(i64::MAX))),
+            AggFunc::Sum => {
+                let mut total: i64 = 0;
+                for (value, _) in values {
+                    let Val::Int(number) = value else {
+                        return None;
+                    };
+                    total = total.checked_add(*number)?;
+                }
+                Some(Val::Int(total))
+            }
+            AggFunc::Min => values.first().map(|(value, _)| **value),
+            AggFunc::Max => values.last().map(|(value, _)| **value),
+        }
+    }
+
+    /// The group's key (the head's other columns) over a binding.
+    pub fn key(&self, head: &[Expr], binding: &Row) -> Option<Row> {
+        Row::try_build(head.len().saturating_sub(1), |index| {
+            let column = if index < self.column {
+                index
+            } else {
+                index + 1
+            };
+            head.get(column)?.eval(binding)
+        })
+    }
+
+    /// The head fact of a group: its key with the aggregate's value in its column.
+    pub fn head(&self, key: &Row, value: Val) -> Row {
+        let mut values = key.to_vec();
+        values.insert(self.column.min(values.len()), value);
+        Row::from_vals(&values)
+    }
 }
 
 #[derive(Clone, Debug)]

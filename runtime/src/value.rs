@@ -414,6 +414,11 @@ impl Expr {
         }
     }
 
+    /// The values of `exprs` over `slots`, or `None` as soon as one fails.
+    pub(crate) fn eval_all(exprs: &[Expr], slots: &Row) -> Option<Row> {
+        Row::try_build(exprs.len(), |index| exprs[index].eval(slots))
+    }
+
     /// The value over `slots`; `None` when arithmetic fails (non-integer, division by zero,
     /// overflow) or a string constant is missing: the rule then does not fire.
     pub(crate) fn eval(&self, slots: &Row) -> Option<Val> {
