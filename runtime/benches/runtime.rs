@@ -14,7 +14,9 @@
 //!
 //! Runs show no relation (the engines' work, not printing). Run with
 //! `cargo bench -p graft-runtime --bench runtime`; words after `--` select cases by name;
-//! `GRAFT_BENCH_SKIP_REFERENCE=1` skips the reference runs (for profiling the runtime alone).
+//! `GRAFT_BENCH_SKIP_REFERENCE=1` skips the reference runs (for profiling the runtime alone);
+//! `GRAFT_BENCH_WORKERS=1,2` chooses the worker counts and `GRAFT_BENCH_REPEATS=N` the runs of
+//! which the best is reported.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -154,7 +156,15 @@ fn throughput(
         base.seconds,
         rate(base.facts_held, base.seconds)
     );
-    for workers in [1, 2] {
+    let repeats = std::env::var("GRAFT_BENCH_REPEATS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(repeats);
+    let workers: Vec<usize> = match std::env::var("GRAFT_BENCH_WORKERS") {
+        Ok(text) => text.split(',').filter_map(|w| w.parse().ok()).collect(),
+        Err(_) => vec![1, 2],
+    };
+    for workers in workers {
         let mut best = Duration::MAX.as_secs_f64();
         for _ in 0..repeats {
             let run = timely(checked, facts, config, workers)?;

@@ -18,9 +18,9 @@
 //! dataflow goes idle, ending the run, exactly when no base changes any more (the run length
 //! is then computed as for the dataflow lowering, from the change ticks).
 //!
-//! Rules are evaluated with the dataflow lowering's plans (`plan.rs`): bindings extended atom
-//! by atom through hash indexes built per evaluation, filters and antijoins as soon as ready,
-//! recursive components iterated to a fixpoint.
+//! Rules are evaluated with the dataflow lowering's plans (`plan.rs`): each binding extended
+//! atom by atom, depth first, through hash indexes built per evaluation, filters and antijoins
+//! as soon as ready, recursive components iterated to a fixpoint.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,9 +28,9 @@ use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use graft_compiler::ir::{self, RelId, RuleKind, Term};
+use graft_compiler::ir::{self, CompareOp, RelId, RuleKind, Term};
 use graft_eval::hash::{FastBuild, FastHasher, FastMap, FastSet};
-use indexmap::IndexSet;
+use indexmap::{Equivalent, IndexMap, IndexSet};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::Scope;
 use timely::dataflow::channels::pact::Exchange;
@@ -73,6 +73,56 @@ impl Hash for Full {
 }
 
 type Set = IndexSet<Full, FastBuild>;
+
+/// Emptied sets kept for reuse: a tick builds and drops sets of similar sizes over and over,
+/// and reusing their allocations saves the allocator returning the memory to the system and
+/// the system zeroing it again on the next use.
+#[derive(Default)]
+struct Pool {
+    sets: Vec<Set>,
+}
+
+/// How many emptied sets a worker keeps.
+const POOL_SETS: usize = 64;
+
+impl Pool {
+    /// An empty set, reusing a kept allocation when there is one.
+    fn take(&mut self) -> Set {
+        self.sets.pop().unwrap_or_default()
+    }
+
+    /// A copy of `set` in a reused allocation.
+    fn copy(&mut self, set: &Set) -> Set {
+        let mut copy = self.take();
+        copy.clone_from(set);
+        copy
+    }
+
+    /// Keeps `set`'s allocation for reuse.
+    fn give(&mut self, mut set: Set) {
+        if set.capacity() > 0 && self.sets.len() < POOL_SETS {
+            set.clear();
+            self.sets.push(set);
+        }
+    }
+}
+
+/// A borrowed (relation, fact) pair, hashing and comparing as the owned one.
+#[derive(Clone, Copy)]
+struct FactRef<'a>(u32, &'a Full);
+
+impl Hash for FactRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+        self.1.hash(state);
+    }
+}
+
+impl Equivalent<(u32, Full)> for FactRef<'_> {
+    fn equivalent(&self, key: &(u32, Full)) -> bool {
+        self.0 == key.0 && *self.1 == key.1
+    }
+}
 
 /// What crosses the dataflow.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -149,6 +199,26 @@ pub(crate) fn all_local(program: &ir::Program, keep: &[bool]) -> bool {
         })
 }
 
+/// A relation's index as it crosses the dataflow.
+fn rel_index(rel: RelId) -> u32 {
+    u32::try_from(rel.index()).unwrap_or(u32::MAX)
+}
+
+/// The relations that more than one `@async` rule derives.
+fn shared_sends(rules: &[RulePlan]) -> Vec<u32> {
+    let mut count: BTreeMap<u32, usize> = BTreeMap::new();
+    for rule in rules.iter().filter(|rule| rule.kind == RuleKind::Async) {
+        *count
+            .entry(u32::try_from(rule.head_rel.index()).unwrap_or(u32::MAX))
+            .or_default() += 1;
+    }
+    count
+        .into_iter()
+        .filter(|(_, count)| *count > 1)
+        .map(|(rel, _)| rel)
+        .collect()
+}
+
 /// A set of (relation, fact) pairs.
 type Facts = IndexSet<(u32, Full), FastBuild>;
 
@@ -160,17 +230,18 @@ struct NodeState {
     /// What the node carries into the tick after its last evaluation, per relation.
     carried: Vec<Set>,
     /// How `carried` changed at that evaluation: true for an added fact, false for a removed.
-    carried_delta: FastMap<(u32, Full), bool>,
-    /// Messages delivered from the current tick on, with the number of senders sending each.
-    inbox: Vec<FastMap<Full, i32>>,
-    /// How the delivered messages changed at the current tick (true: now delivered).
-    inbox_delta: FastMap<(u32, Full), bool>,
+    carried_delta: IndexMap<(u32, Full), bool, FastBuild>,
+    /// Also added at that evaluation: the facts at these positions of a relation's `carried`
+    /// (a table that only grew, its old facts first).
+    carried_grown: Vec<(u32, std::ops::Range<usize>)>,
+    /// Messages delivered from the current tick on, per relation.
+    inbox: Vec<Inbox>,
+    /// The inbox entries (relation, position) whose sender count changed at the current tick.
+    touched: Vec<(u32, usize)>,
     /// The shown relations' contents at the last evaluation, by position in the shown list.
     shown: Vec<Set>,
-    /// What the `@async` rules derived at the last evaluation (before faults).
-    heads: Vec<(u32, Row)>,
-    /// What was sent at the last tick (after faults).
-    sent: FastSet<(u32, Full)>,
+    /// What the node sends.
+    out: Outbox,
     /// Pinned relations' contents at their tick.
     pinned: FastMap<(u32, u64), Set>,
     /// Down in the strict crash model at the last tick looked at: its base was empty.
@@ -179,48 +250,213 @@ struct NodeState {
     evaluated: bool,
     /// Every relation's contents at the last evaluation.
     contents: Vec<Set>,
-    /// The heads each temporal rule (by index) derived when it last fired.
+    /// The heads each `@next` and `delete` rule (by index) derived when it last fired.
     temporal: FastMap<usize, Vec<Row>>,
-    /// The `@async` heads changed at the last evaluation.
-    heads_changed: bool,
+}
+
+/// What a node's `@async` rules derive, and what its faults withheld.
+#[derive(Default)]
+struct Outbox {
+    /// What each `@async` rule (by index) derived when it last fired (before faults).
+    sends: FastMap<usize, Set>,
+    /// For a relation that several `@async` rules derive: how many derive each message.
+    shared: FastMap<u32, FastMap<Full, u32>>,
+    /// How the messages derived (before faults) changed at the last evaluation: true for a
+    /// message now derived, false for one no longer derived.
+    changes: Vec<(u32, Full, bool)>,
+    /// What faults withheld at the last tick something was sent.
+    withheld: Withheld,
+}
+
+impl Outbox {
+    /// Records what an `@async` rule (by index, deriving `rel`) now derives, noting in
+    /// `changes` the messages that are now derived or no longer derived by any rule.
+    /// Returns the rule's previous set.
+    fn derive(&mut self, rel: u32, index: usize, new: Set) -> Set {
+        let old = self.sends.remove(&index).unwrap_or_default();
+        if same(&old, &new) {
+            self.sends.insert(index, new);
+            return old;
+        }
+        let added = new.iter().filter(|full| !old.contains(*full));
+        let removed = old.iter().filter(|full| !new.contains(*full));
+        match self.shared.get_mut(&rel) {
+            // Another rule may derive the same message: count the rules deriving each.
+            Some(counts) => {
+                for full in added {
+                    let count = counts.entry(full.clone()).or_insert(0);
+                    *count += 1;
+                    if *count == 1 {
+                        self.changes.push((rel, full.clone(), true));
+                    }
+                }
+                for full in removed {
+                    if let Some(count) = counts.get_mut(full) {
+                        *count -= 1;
+                        if *count == 0 {
+                            counts.remove(full);
+                            self.changes.push((rel, full.clone(), false));
+                        }
+                    }
+                }
+            }
+            None => {
+                self.changes
+                    .extend(added.map(|full| (rel, full.clone(), true)));
+                self.changes
+                    .extend(removed.map(|full| (rel, full.clone(), false)));
+            }
+        }
+        self.sends.insert(index, new);
+        old
+    }
+}
+
+/// The messages a node's faults withhold at a tick.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+enum Withheld {
+    /// Nothing: every derived message is sent.
+    #[default]
+    Nothing,
+    /// Those to these destinations (scheduled omissions), sorted.
+    To(Vec<Val>),
+    /// Everything: the node is down.
+    All,
+}
+
+impl Withheld {
+    fn withholds(&self, rel_row: &Row) -> bool {
+        match self {
+            Withheld::Nothing => false,
+            Withheld::All => true,
+            Withheld::To(destinations) => rel_row
+                .get(0)
+                .is_some_and(|to| destinations.binary_search(&to).is_ok()),
+        }
+    }
 }
 
 impl NodeState {
-    fn new(relations: usize, shown: usize) -> NodeState {
+    /// A node's state before its first tick; `shared` are the relations that several
+    /// `@async` rules derive.
+    fn new(relations: usize, shown: usize, shared: &[u32]) -> NodeState {
         NodeState {
             carried: vec![Set::default(); relations],
-            inbox: vec![FastMap::default(); relations],
+            inbox: (0..relations).map(|_| Inbox::default()).collect(),
             shown: vec![Set::default(); shown],
+            out: Outbox {
+                shared: shared
+                    .iter()
+                    .map(|rel| (*rel, FastMap::default()))
+                    .collect(),
+                ..Outbox::default()
+            },
             ..NodeState::default()
         }
     }
 
-    /// Adds `diff` senders to a delivered message, noting whether it became delivered or
-    /// stopped being so.
-    fn deliver(&mut self, rel: u32, row: Row, diff: i32) {
+    /// Adds `diff` senders to a delivered message at `tick`, noting what it was before.
+    fn deliver(&mut self, rel: u32, row: Row, diff: i32, tick: u64) {
         let Some(inbox) = self.inbox.get_mut(rel as usize) else {
             return;
         };
-        let key = Full::new(row);
-        let before = inbox.get(&key).copied().unwrap_or(0);
-        let after = before + diff;
-        if after == 0 {
-            inbox.remove(&key);
-        } else {
-            inbox.insert(key.clone(), after);
+        let (position, added) = inbox.set.insert_full(Full::new(row));
+        if added {
+            inbox.meta.push(Delivery::default());
         }
-        if (before > 0) != (after > 0) {
-            // A second toggle within the tick restores the fact: no change after all.
-            match self.inbox_delta.entry((rel, key)) {
-                std::collections::hash_map::Entry::Occupied(entry) => {
-                    entry.remove();
-                }
-                std::collections::hash_map::Entry::Vacant(entry) => {
-                    entry.insert(after > 0);
-                }
+        let Some(delivery) = inbox.meta.get_mut(position) else {
+            return;
+        };
+        if delivery.touched != tick {
+            delivery.touched = tick;
+            delivery.before = delivery.senders > 0;
+            self.touched.push((rel, position));
+        }
+        delivery.senders += diff;
+    }
+
+    /// The delivered messages that started (true) or stopped (false) being delivered at the
+    /// current tick.
+    fn inbox_changes(&self) -> impl Iterator<Item = (u32, &Full, bool)> {
+        self.touched.iter().filter_map(|(rel, position)| {
+            let inbox = self.inbox.get(*rel as usize)?;
+            let delivery = inbox.meta.get(*position)?;
+            let now = delivery.senders > 0;
+            (now != delivery.before)
+                .then(|| inbox.set.get_index(*position).map(|key| (*rel, key, now)))?
+        })
+    }
+
+    /// Whether a message is delivered at the current tick.
+    fn delivered(&self, rel: u32, key: &Full) -> bool {
+        self.inbox.get(rel as usize).is_some_and(|inbox| {
+            inbox
+                .set
+                .get_index_of(key)
+                .and_then(|position| inbox.meta.get(position))
+                .is_some_and(|delivery| delivery.senders > 0)
+        })
+    }
+
+    /// Whether a message was delivered at the tick before the current one.
+    fn delivered_before(&self, rel: u32, key: &Full, tick: u64) -> bool {
+        self.inbox.get(rel as usize).is_some_and(|inbox| {
+            inbox
+                .set
+                .get_index_of(key)
+                .and_then(|position| inbox.meta.get(position))
+                .is_some_and(|delivery| {
+                    if delivery.touched == tick {
+                        delivery.before
+                    } else {
+                        delivery.senders > 0
+                    }
+                })
+        })
+    }
+
+    /// Whether `carried[rel]`'s fact at `position` was added at the last evaluation as part
+    /// of a grown range.
+    fn grown(&self, rel: u32, position: usize) -> bool {
+        self.carried_grown
+            .iter()
+            .any(|(grown, range)| *grown == rel && range.contains(&position))
+    }
+
+    /// Forgets the messages no sender sends any more, once the tick is evaluated.
+    fn sweep(&mut self) {
+        // Descending positions: a swap-remove moves the last entry, which is then live.
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable_by(|a, b| b.cmp(a));
+        for (rel, position) in touched {
+            let Some(inbox) = self.inbox.get_mut(rel as usize) else {
+                continue;
+            };
+            if inbox.meta.get(position).is_some_and(|d| d.senders == 0) {
+                inbox.set.swap_remove_index(position);
+                inbox.meta.swap_remove(position);
             }
         }
     }
+}
+
+/// The messages delivered to a node in one relation: each with its senders.
+#[derive(Default)]
+struct Inbox {
+    /// Every message some sender sends (after a sweep; during a tick, also those whose last
+    /// sender stopped at this tick).
+    set: Set,
+    /// By position in `set`.
+    meta: Vec<Delivery>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Delivery {
+    /// How many senders send the message.
+    senders: i32,
+    /// The tick at which `senders` last changed, and whether it was delivered before.
+    touched: u64,
+    before: bool,
 }
 
 /// An index of one source (a relation, or a pinned snapshot) by some columns, built up to
@@ -228,7 +464,46 @@ impl NodeState {
 #[derive(Default)]
 struct Index {
     built: usize,
-    map: FastMap<Full, Vec<u32>>,
+    /// Per key, the last position holding it; earlier ones are chained through `next`.
+    map: FastMap<Full, u32>,
+    /// Per position, the previous position with the same key (`NONE` for the first).
+    next: Vec<u32>,
+}
+
+/// Where a worker's items go: gathered, and handed to the dataflow in batches.
+struct Emit<'a> {
+    items: Vec<Item>,
+    flush: &'a mut dyn FnMut(&mut Vec<Item>),
+}
+
+impl Emit<'_> {
+    fn push(&mut self, item: Item) {
+        self.items.push(item);
+        if self.items.len() >= FLUSH_ITEMS {
+            (self.flush)(&mut self.items);
+        }
+    }
+}
+
+/// How many items a worker gathers before handing them to the dataflow.
+const FLUSH_ITEMS: usize = 4096;
+
+/// No position.
+const NONE: u32 = u32::MAX;
+
+impl Index {
+    /// The positions holding `key`.
+    fn positions(&self, key: &Full) -> impl Iterator<Item = u32> + '_ {
+        let mut at = self.map.get(key).copied().unwrap_or(NONE);
+        std::iter::from_fn(move || {
+            let position = at;
+            if position == NONE {
+                return None;
+            }
+            at = self.next.get(position as usize).copied().unwrap_or(NONE);
+            Some(position)
+        })
+    }
 }
 
 /// The distinct projections of one source on some columns, built up to `built` rows.
@@ -274,14 +549,13 @@ impl Db<'_> {
     fn index(&mut self, source: Source, columns: &[usize]) {
         let rows = rows_of(&self.rels, self.pinned, &self.empty, source);
         let index = self.indexes.entry((source, columns.to_vec())).or_default();
+        index.next.reserve(rows.len().saturating_sub(index.built));
         for position in index.built..rows.len() {
             if let Some(Full { row, .. }) = rows.get_index(position) {
                 let key = Full::new(project(row, columns));
-                index
-                    .map
-                    .entry(key)
-                    .or_default()
-                    .push(u32::try_from(position).unwrap_or(u32::MAX));
+                let position = u32::try_from(position).unwrap_or(NONE);
+                let previous = index.map.insert(key, position).unwrap_or(NONE);
+                index.next.push(previous);
             }
         }
         index.built = rows.len();
@@ -301,21 +575,37 @@ impl Db<'_> {
         projection.built = rows.len();
     }
 
-    /// Every binding of a rule's body.
-    fn bindings(&mut self, rule: &RulePlan) -> Vec<Row> {
-        let mut bindings = self.scan(&rule.first, rule.slots);
+    /// Calls `emit` with every binding of a rule's body, extending each atom by atom (depth
+    /// first: no step's bindings are ever collected).
+    fn each_binding(&mut self, rule: &RulePlan, emit: &mut dyn FnMut(&Row)) {
+        // The indexes and projections the steps read, brought up to date first.
         for step in &rule.steps {
-            if bindings.is_empty() {
-                break;
+            match step {
+                Step::Join(atom) => {
+                    let source = self.source(atom.rel, atom.pinned);
+                    self.index(source, &atom.key_columns);
+                }
+                Step::Antijoin {
+                    rel,
+                    pinned,
+                    columns,
+                    ..
+                } => {
+                    let source = self.source(*rel, *pinned);
+                    self.projection(source, columns);
+                }
+                Step::Compare { .. } => {}
             }
-            bindings = match step {
-                Step::Join(atom) => self.join(bindings, atom),
-                Step::Compare { op, lhs, rhs } => {
-                    bindings.retain(|binding| match (lhs.eval(binding), rhs.eval(binding)) {
-                        (Some(lhs), Some(rhs)) => compare(*op, lhs, rhs),
-                        _ => false,
-                    });
-                    bindings
+        }
+        let mut ready = Vec::with_capacity(rule.steps.len());
+        for step in &rule.steps {
+            ready.push(match step {
+                Step::Join(atom) => {
+                    let source = self.source(atom.rel, atom.pinned);
+                    let Some(index) = self.indexes.get(&(source, atom.key_columns.clone())) else {
+                        return;
+                    };
+                    Ready::Join(atom, index, self.rows(source))
                 }
                 Step::Antijoin {
                     rel,
@@ -325,76 +615,44 @@ impl Db<'_> {
                     ..
                 } => {
                     let source = self.source(*rel, *pinned);
-                    self.projection(source, columns);
                     let Some(projection) = self.projections.get(&(source, columns.clone())) else {
-                        return Vec::new();
+                        return;
                     };
-                    bindings.retain(|binding| {
-                        Expr::eval_all(key, binding)
-                            .is_some_and(|values| !projection.set.contains(&Full::new(values)))
-                    });
-                    bindings
+                    Ready::Antijoin(key, &projection.set)
                 }
-            };
+                Step::Compare { op, lhs, rhs } => Ready::Compare(*op, lhs, rhs),
+            });
         }
-        bindings
-    }
-
-    fn scan(&self, atom: &AtomPlan, slots: usize) -> Vec<Row> {
-        let constants = atom.constants();
-        let source = self.source(atom.rel, atom.pinned);
-        self.rows(source)
-            .iter()
-            .filter_map(|Full { row, .. }| atom.start(&constants, row, slots))
-            .collect()
-    }
-
-    fn join(&mut self, bindings: Vec<Row>, atom: &AtomPlan) -> Vec<Row> {
-        let source = self.source(atom.rel, atom.pinned);
-        self.index(source, &atom.key_columns);
-        let rows = self.rows(source);
-        let Some(index) = self.indexes.get(&(source, atom.key_columns.clone())) else {
-            return Vec::new();
-        };
-        let mut joined = Vec::new();
-        for binding in &bindings {
-            let Some(key) = Expr::eval_all(&atom.key, binding) else {
-                continue;
-            };
-            let Some(positions) = index.map.get(&Full::new(key)) else {
-                continue;
-            };
-            for position in positions {
-                if let Some(Full { row, .. }) = rows.get_index(*position as usize)
-                    && let Some(extended) = atom.extend(binding, row)
-                {
-                    joined.push(extended);
-                }
+        let constants = rule.first.constants();
+        let source = self.source(rule.first.rel, rule.first.pinned);
+        for Full { row, .. } in self.rows(source) {
+            if let Some(binding) = rule.first.start(&constants, row, rule.slots) {
+                walk(&ready, &binding, emit);
             }
         }
-        joined
     }
 
     /// The heads a rule derives: one per binding, or one per group for an aggregate.
     fn heads(&mut self, rule: &RulePlan) -> Vec<Row> {
-        let bindings = self.bindings(rule);
         let Some(aggregate) = &rule.aggregate else {
-            return bindings
-                .iter()
-                .filter_map(|binding| Expr::eval_all(&rule.head, binding))
-                .collect();
+            let mut heads = Vec::new();
+            self.each_binding(rule, &mut |binding| {
+                if let Some(head) = Expr::eval_all(&rule.head, binding) {
+                    heads.push(head);
+                }
+            });
+            return heads;
         };
         // (group, value) pairs, sorted: each group's distinct values are then consecutive and
         // ascending, as the aggregate functions expect.
-        let mut pairs: Vec<(Row, Val)> = Vec::with_capacity(bindings.len());
-        for binding in &bindings {
-            let Some(value) = binding.get(aggregate.slot) else {
-                continue;
-            };
-            if let Some(key) = aggregate.key(&rule.head, binding) {
+        let mut pairs: Vec<(Row, Val)> = Vec::new();
+        self.each_binding(rule, &mut |binding| {
+            if let Some(value) = binding.get(aggregate.slot)
+                && let Some(key) = aggregate.key(&rule.head, binding)
+            {
                 pairs.push((key, value));
             }
-        }
+        });
         pairs.sort_unstable();
         pairs.dedup();
         let mut heads = Vec::new();
@@ -417,6 +675,35 @@ impl Db<'_> {
         heads
     }
 
+    /// Adds the heads of a rule without an aggregate to `target`.
+    fn heads_into(&mut self, rule: &RulePlan, target: &mut Set) {
+        if rule.aggregate.is_some() {
+            target.extend(self.heads(rule).into_iter().map(Full::new));
+            return;
+        }
+        self.each_binding(rule, &mut |binding| {
+            if let Some(head) = Expr::eval_all(&rule.head, binding) {
+                target.insert(Full::new(head));
+            }
+        });
+    }
+
+    /// Adds a deductive rule's heads to its relation; whether any was new. A rule that does
+    /// not read its own head relation inserts them as they are derived.
+    fn derive(&mut self, rule: &RulePlan) -> bool {
+        let head = rule.head_rel.index();
+        if rule.reads().any(|(rel, _)| rel == rule.head_rel) || head >= self.rels.len() {
+            let derived = self.heads(rule);
+            return self.insert(rule.head_rel, derived);
+        }
+        let mut target = std::mem::take(&mut self.rels[head]);
+        let before = target.len();
+        self.heads_into(rule, &mut target);
+        let grew = target.len() > before;
+        self.rels[head] = target;
+        grew
+    }
+
     /// Adds rows to a relation; whether any was new.
     fn insert(&mut self, rel: RelId, rows: Vec<Row>) -> bool {
         let Some(set) = self.rels.get_mut(rel.index()) else {
@@ -425,6 +712,55 @@ impl Db<'_> {
         let before = set.len();
         set.extend(rows.into_iter().map(Full::new));
         set.len() > before
+    }
+}
+
+/// Whether two sets hold the same facts: compared in order first (a set rebuilt from the same
+/// inputs usually has the same order), then as sets.
+fn same(a: &Set, b: &Set) -> bool {
+    a.len() == b.len() && (a.iter().zip(b).all(|(x, y)| x == y) || a == b)
+}
+
+/// A body step with what it reads resolved.
+enum Ready<'a> {
+    Join(&'a AtomPlan, &'a Index, &'a Set),
+    Antijoin(&'a [Expr], &'a FastSet<Full>),
+    Compare(CompareOp, &'a Expr, &'a Expr),
+}
+
+/// Extends `binding` through the remaining steps, calling `emit` with each complete one.
+fn walk(steps: &[Ready<'_>], binding: &Row, emit: &mut dyn FnMut(&Row)) {
+    let Some((step, rest)) = steps.split_first() else {
+        emit(binding);
+        return;
+    };
+    match step {
+        Ready::Join(atom, index, rows) => {
+            let Some(key) = Expr::eval_all(&atom.key, binding) else {
+                return;
+            };
+            for position in index.positions(&Full::new(key)) {
+                if let Some(Full { row, .. }) = rows.get_index(position as usize)
+                    && let Some(extended) = atom.extend(binding, row)
+                {
+                    walk(rest, &extended, emit);
+                }
+            }
+        }
+        Ready::Antijoin(key, projection) => {
+            if Expr::eval_all(key, binding)
+                .is_some_and(|values| !projection.contains(&Full::new(values)))
+            {
+                walk(rest, binding, emit);
+            }
+        }
+        Ready::Compare(op, lhs, rhs) => {
+            if let (Some(lhs), Some(rhs)) = (lhs.eval(binding), rhs.eval(binding))
+                && compare(*op, lhs, rhs)
+            {
+                walk(rest, binding, emit);
+            }
+        }
     }
 }
 
@@ -466,15 +802,18 @@ struct Local {
     /// Pinned reads: (relation, tick).
     pinned: Vec<(u32, u64)>,
     /// Message diffs by the tick they are delivered at.
-    pending: BTreeMap<u64, Vec<(u32, Row, i32)>>,
+    pending: BTreeMap<u64, Vec<Vec<Item>>>,
     /// Nodes whose carried state changed at the last evaluated tick.
     dirty_next: BTreeSet<Val>,
     /// Relations shown, by index.
     shown: Vec<u32>,
     /// Per relation: read by some needed rule or shown (others need no contents).
     async_rules: Vec<usize>,
+    /// Relations that several `@async` rules derive.
+    shared: Vec<u32>,
     next_rules: Vec<usize>,
     delete_rules: Vec<usize>,
+    pool: Pool,
 }
 
 impl Local {
@@ -486,6 +825,7 @@ impl Local {
         let relations = plan.relations;
         let mut nodes = BTreeMap::new();
         let shown = plan.shown.len();
+        let shared = shared_sends(&plan.rules);
         let mut given: FastMap<Val, BTreeMap<u64, Facts>> = FastMap::default();
         let mut special: BTreeSet<u64> = BTreeSet::new();
         special.insert(1);
@@ -500,7 +840,7 @@ impl Local {
             }
             nodes
                 .entry(node)
-                .or_insert_with(|| NodeState::new(relations, shown));
+                .or_insert_with(|| NodeState::new(relations, shown, &shared));
             given
                 .entry(node)
                 .or_default()
@@ -519,7 +859,7 @@ impl Local {
             }
             nodes
                 .entry(node)
-                .or_insert_with(|| NodeState::new(relations, shown));
+                .or_insert_with(|| NodeState::new(relations, shown, &shared));
             crash_facts.entry(node).or_default().insert((
                 u32::try_from(rel.index()).unwrap_or(u32::MAX),
                 Full::new(row.clone()),
@@ -581,8 +921,10 @@ impl Local {
                 .map(|rel| u32::try_from(rel.index()).unwrap_or(u32::MAX))
                 .collect(),
             async_rules: by_kind(RuleKind::Async),
+            shared,
             next_rules: by_kind(RuleKind::Next),
             delete_rules: by_kind(RuleKind::Delete),
+            pool: Pool::default(),
             plan,
         }
     }
@@ -599,38 +941,42 @@ impl Local {
     }
 
     /// Evaluates `tick` at every node that may have changed; the items to send.
-    fn tick(&mut self, tick: u64) -> Vec<Item> {
+    fn tick(&mut self, tick: u64, items: &mut Emit<'_>) {
         let relations = self.plan.relations;
         let shown = self.shown.len();
+        let shared = &self.shared;
         let mut dirty = std::mem::take(&mut self.dirty_next);
-        if let Some(diffs) = self.pending.remove(&tick) {
-            for (rel, row, diff) in diffs {
-                let Some(node) = row.get(0) else { continue };
-                self.nodes
-                    .entry(node)
-                    .or_insert_with(|| NodeState::new(relations, shown))
-                    .deliver(rel, row, diff);
+        let mut last = None;
+        for item in self.pending.remove(&tick).into_iter().flatten().flatten() {
+            let Item::Message(rel, row, diff) = item else {
+                continue;
+            };
+            let Some(node) = row.get(0) else { continue };
+            self.nodes
+                .entry(node)
+                .or_insert_with(|| NodeState::new(relations, shown, shared))
+                .deliver(rel, row, diff, tick);
+            if last != Some(node) {
                 dirty.insert(node);
+                last = Some(node);
             }
         }
         let special = self.special.contains(&tick);
         if special {
             dirty.extend(self.nodes.keys().copied());
         }
-        let mut items = Vec::new();
         let mut changed = false;
         let mut nodes = std::mem::take(&mut self.nodes);
         for node in dirty {
             let Some(state) = nodes.get_mut(&node) else {
                 continue;
             };
-            changed |= self.node_tick(node, state, tick, special, &mut items);
+            changed |= self.node_tick(node, state, tick, special, items);
         }
         self.nodes = nodes;
         if changed {
             items.push(Item::Changed(tick));
         }
-        items
     }
 
     /// Looks at one node at `tick`; whether its base changed.
@@ -640,7 +986,7 @@ impl Local {
         state: &mut NodeState,
         tick: u64,
         special: bool,
-        items: &mut Vec<Item>,
+        items: &mut Emit<'_>,
     ) -> bool {
         let crashed = self.down.get(&node).is_some_and(|at| *at <= tick);
         let strict_down = self.plan.strict && crashed;
@@ -652,15 +998,16 @@ impl Local {
         state.was_down = strict_down;
         let pinned_tick = self.pinned.iter().any(|(_, at)| *at == tick);
         let evaluated = changed || pinned_tick;
-        state.heads_changed = false;
+        state.out.changes.clear();
         if evaluated {
             self.evaluate(node, state, tick, strict_down, items);
         }
-        state.inbox_delta.clear();
+        state.sweep();
         if !evaluated {
             state.carried_delta.clear();
+            state.carried_grown.clear();
         }
-        if tick < self.plan.horizon && (state.heads_changed || special) {
+        if tick < self.plan.horizon && (!state.out.changes.is_empty() || special) {
             self.send(node, state, tick, crashed, items);
         }
         changed
@@ -671,14 +1018,27 @@ impl Local {
         if tick <= 1 {
             return false;
         }
-        let added =
-            |delta: &FastMap<(u32, Full), bool>| delta.values().filter(|added| **added).count();
-        let removed =
-            |delta: &FastMap<(u32, Full), bool>| delta.values().filter(|added| !**added).count();
+        let added = |delta: &IndexMap<(u32, Full), bool, FastBuild>| {
+            delta.values().filter(|added| **added).count()
+        };
+        let removed = |delta: &IndexMap<(u32, Full), bool, FastBuild>| {
+            delta.values().filter(|added| !**added).count()
+        };
         let carried: usize = state.carried.iter().map(IndexSet::len).sum();
-        let inbox: usize = state.inbox.iter().map(FastMap::len).sum();
-        carried + removed(&state.carried_delta) > added(&state.carried_delta)
-            || inbox + removed(&state.inbox_delta) > added(&state.inbox_delta)
+        // Messages delivered at tick − 1: in the inbox (some stopped at this tick, none
+        // started, since the node's base is empty).
+        let inbox = state
+            .inbox
+            .iter()
+            .flat_map(|inbox| &inbox.meta)
+            .any(|d| d.senders > 0 || (d.touched == tick && d.before));
+        let grown: usize = state
+            .carried_grown
+            .iter()
+            .map(|(_, range)| range.len())
+            .sum();
+        carried + removed(&state.carried_delta) > added(&state.carried_delta) + grown
+            || inbox
             || self
                 .given_at(node, tick - 1)
                 .is_some_and(|facts| !facts.is_empty())
@@ -703,45 +1063,50 @@ impl Local {
             &empty
         };
         let crash = self.crash_facts.get(&node).unwrap_or(&empty);
-        let now = |key: &(u32, Full)| {
-            let rel = key.0 as usize;
+        let now = |(rel, full): (u32, &Full)| {
+            let key = FactRef(rel, full);
             state
                 .carried
-                .get(rel)
-                .is_some_and(|set| set.contains(&key.1))
-                || state
-                    .inbox
-                    .get(rel)
-                    .is_some_and(|inbox| inbox.contains_key(&key.1))
-                || given_now.contains(key)
-                || crash.contains(key)
+                .get(rel as usize)
+                .is_some_and(|set| set.contains(full))
+                || state.delivered(rel, full)
+                || given_now.contains(&key)
+                || crash.contains(&key)
         };
-        let before = |key: &(u32, Full)| {
-            let rel = key.0 as usize;
-            let carried = match state.carried_delta.get(key) {
+        let before = |(rel, full): (u32, &Full)| {
+            let key = FactRef(rel, full);
+            let carried = match state.carried_delta.get(&key) {
                 Some(added) => !added,
                 None => state
                     .carried
-                    .get(rel)
-                    .is_some_and(|set| set.contains(&key.1)),
+                    .get(rel as usize)
+                    .and_then(|set| set.get_index_of(full))
+                    .is_some_and(|position| !state.grown(rel, position)),
             };
-            let delivered = match state.inbox_delta.get(key) {
-                Some(added) => !added,
-                None => state
-                    .inbox
-                    .get(rel)
-                    .is_some_and(|inbox| inbox.contains_key(&key.1)),
-            };
-            carried || delivered || given_before.contains(key) || (tick > 1 && crash.contains(key))
+            carried
+                || state.delivered_before(rel, full, tick)
+                || given_before.contains(&key)
+                || (tick > 1 && crash.contains(&key))
         };
         let crash_new = if tick == 1 { crash } else { &empty };
         state
             .carried_delta
             .keys()
-            .chain(state.inbox_delta.keys())
-            .chain(given_now)
-            .chain(given_before)
-            .chain(crash_new)
+            .map(|(rel, full)| (*rel, full))
+            .chain(state.carried_grown.iter().flat_map(|(rel, range)| {
+                let set = state.carried.get(*rel as usize);
+                range
+                    .clone()
+                    .filter_map(move |position| set?.get_index(position).map(|full| (*rel, full)))
+            }))
+            .chain(state.inbox_changes().map(|(rel, full, _)| (rel, full)))
+            .chain(
+                given_now
+                    .iter()
+                    .chain(given_before)
+                    .chain(crash_new)
+                    .map(|(rel, full)| (*rel, full)),
+            )
             .any(|key| now(key) != before(key))
     }
 
@@ -763,8 +1128,14 @@ impl Local {
                 *flag = true;
             }
         };
-        for (rel, _) in state.carried_delta.keys().chain(state.inbox_delta.keys()) {
+        for (rel, _) in state.carried_delta.keys() {
             mark(*rel);
+        }
+        for (rel, _) in &state.carried_grown {
+            mark(*rel);
+        }
+        for (rel, _, _) in state.inbox_changes() {
+            mark(rel);
         }
         let ticks = [Some(tick), tick.checked_sub(1)];
         for at in ticks.into_iter().flatten() {
@@ -783,12 +1154,31 @@ impl Local {
     /// A relation's base: what it carries first (so that a table's contents start with
     /// exactly what it carried), then `extra` (its given and `crash` facts) and delivered
     /// messages.
-    fn base(state: &NodeState, rel: usize, extra: &[&Full]) -> Set {
-        let mut set = state.carried.get(rel).cloned().unwrap_or_default();
-        set.extend(extra.iter().map(|full| (*full).clone()));
-        if let Some(inbox) = state.inbox.get(rel) {
-            set.extend(inbox.keys().cloned());
+    fn base(pool: &mut Pool, state: &NodeState, rel: usize, extra: &[&Full]) -> Set {
+        let carried = state.carried.get(rel);
+        let Some(inbox) = state.inbox.get(rel) else {
+            return Set::default();
+        };
+        // Only messages, all delivered: the inbox's set as it is.
+        if carried.is_none_or(IndexSet::is_empty)
+            && extra.is_empty()
+            && inbox.meta.iter().all(|delivery| delivery.senders > 0)
+        {
+            return pool.copy(&inbox.set);
         }
+        let mut set = match carried {
+            Some(carried) => pool.copy(carried),
+            None => pool.take(),
+        };
+        set.extend(extra.iter().map(|full| (*full).clone()));
+        set.extend(
+            inbox
+                .set
+                .iter()
+                .zip(&inbox.meta)
+                .filter(|(_, delivery)| delivery.senders > 0)
+                .map(|(full, _)| full.clone()),
+        );
         set
     }
 
@@ -804,9 +1194,10 @@ impl Local {
         state: &mut NodeState,
         tick: u64,
         strict_down: bool,
-        items: &mut Vec<Item>,
+        items: &mut Emit<'_>,
     ) {
         let plan = Arc::clone(&self.plan);
+        let mut pool = std::mem::take(&mut self.pool);
         let relations = plan.relations;
         let base_changed = self.base_changes(node, state, tick, strict_down);
         let fresh = !state.evaluated;
@@ -864,7 +1255,8 @@ impl Local {
                     continue;
                 }
                 for rel in &component.relations {
-                    db.rels[rel.index()] = Self::base(state, rel.index(), &extra[rel.index()]);
+                    db.rels[rel.index()] =
+                        Self::base(&mut pool, state, rel.index(), &extra[rel.index()]);
                     rebuilt[rel.index()] = true;
                 }
                 for index in component.aggregates.iter().filter(kept) {
@@ -876,15 +1268,14 @@ impl Local {
                     let mut grew = false;
                     for index in component.rules.iter().filter(kept) {
                         let rule = &plan.rules[*index];
-                        let derived = db.heads(rule);
-                        grew |= db.insert(rule.head_rel, derived);
+                        grew |= db.derive(rule);
                     }
                     if !component.recursive || !grew {
                         break;
                     }
                 }
                 for rel in &component.relations {
-                    changed[rel.index()] = db.rels[rel.index()] != previous[rel.index()];
+                    changed[rel.index()] = !same(&db.rels[rel.index()], &previous[rel.index()]);
                 }
             }
             for index in self
@@ -895,8 +1286,14 @@ impl Local {
             {
                 let rule = &plan.rules[*index];
                 if reads_changed(rule, &changed) {
-                    let derived = db.heads(rule);
-                    state.temporal.insert(*index, derived);
+                    if rule.kind == RuleKind::Async {
+                        let mut set = pool.take();
+                        db.heads_into(rule, &mut set);
+                        let old = state.out.derive(rel_index(rule.head_rel), *index, set);
+                        pool.give(old);
+                    } else {
+                        state.temporal.insert(*index, db.heads(rule));
+                    }
                     fired.push(*index);
                 }
             }
@@ -905,6 +1302,11 @@ impl Local {
                 *flag = !previous[rel].is_empty();
             }
             state.temporal.clear();
+            for index in &self.async_rules {
+                let rel = rel_index(plan.rules[*index].head_rel);
+                let old = state.out.derive(rel, *index, Set::default());
+                pool.give(old);
+            }
             fired.extend(
                 self.delete_rules
                     .iter()
@@ -949,6 +1351,7 @@ impl Local {
             }
         }
         state.carried_delta.clear();
+        state.carried_grown.clear();
         for rel in (0..relations).filter(|rel| recarry[*rel]) {
             let table = plan.tables[rel];
             let rel_id = u32::try_from(rel).unwrap_or(u32::MAX);
@@ -956,24 +1359,26 @@ impl Local {
             // A table's contents rebuilt at this evaluation start with the old carried facts.
             let prefix = table && retracted[rel].is_empty() && rebuilt[rel];
             let mut new = if table && retracted[rel].is_empty() {
-                contents[rel].clone()
+                pool.copy(&contents[rel])
             } else if table {
-                contents[rel]
-                    .iter()
-                    .filter(|full| !retracted[rel].contains(*full))
-                    .cloned()
-                    .collect()
+                let mut new = pool.take();
+                new.extend(
+                    contents[rel]
+                        .iter()
+                        .filter(|full| !retracted[rel].contains(*full))
+                        .cloned(),
+                );
+                new
             } else {
-                Set::default()
+                pool.take()
             };
-            let before_next = new.len();
             new.extend(next[rel].iter().map(|row| Full::new((*row).clone())));
             if prefix {
-                // Everything old is kept: only facts after it are new.
-                for full in new.iter().skip(old.len().min(before_next)) {
-                    if !old.contains(full) {
-                        state.carried_delta.insert((rel_id, full.clone()), true);
-                    }
+                // Everything old is kept, first: only the facts after it are new (and none of
+                // them is old, as the set holds each fact once).
+                debug_assert!(old.iter().zip(&new).all(|(a, b)| a == b));
+                if new.len() > old.len() {
+                    state.carried_grown.push((rel_id, old.len()..new.len()));
                 }
             } else {
                 for full in new.iter().filter(|full| !old.contains(*full)) {
@@ -984,8 +1389,9 @@ impl Local {
                 }
             }
             state.carried[rel] = new;
+            pool.give(old);
         }
-        if !state.carried_delta.is_empty() {
+        if !state.carried_delta.is_empty() || !state.carried_grown.is_empty() {
             self.dirty_next.insert(node);
         }
         for (position, rel) in self.shown.iter().enumerate() {
@@ -1000,7 +1406,9 @@ impl Local {
             for Full { row, .. } in old.iter().filter(|row| !new.contains(*row)) {
                 items.push(Item::Shown(*rel, row.clone(), tick, -1));
             }
-            state.shown[position] = new.clone();
+            let new = pool.copy(new);
+            let old = std::mem::replace(&mut state.shown[position], new);
+            pool.give(old);
         }
         for (rel, at) in &self.pinned {
             if *at == tick {
@@ -1009,53 +1417,107 @@ impl Local {
                     .insert((*rel, *at), contents[*rel as usize].clone());
             }
         }
-        state.heads_changed = fired
-            .iter()
-            .any(|index| plan.rules[*index].kind == RuleKind::Async);
-        if state.heads_changed {
-            state.heads.clear();
-            for index in &self.async_rules {
-                let rel = u32::try_from(plan.rules[*index].head_rel.index()).unwrap_or(u32::MAX);
-                for row in state.temporal.get(index).into_iter().flatten() {
-                    state.heads.push((rel, row.clone()));
-                }
-            }
+        for set in previous {
+            pool.give(set);
         }
         state.contents = contents;
         state.evaluated = true;
+        self.pool = pool;
+    }
+
+    /// What the node's faults withhold at `tick`.
+    fn withheld(&self, node: Val, tick: u64, crashed: bool) -> Withheld {
+        if crashed {
+            return Withheld::All;
+        }
+        if !self.drop_ticks.contains(&tick) {
+            return Withheld::Nothing;
+        }
+        let mut destinations: Vec<Val> = self
+            .drops
+            .iter()
+            .filter(|(from, to, at)| *from == node && *at == tick && *to != node)
+            .map(|(_, to, _)| *to)
+            .collect();
+        if destinations.is_empty() {
+            return Withheld::Nothing;
+        }
+        destinations.sort_unstable();
+        Withheld::To(destinations)
     }
 
     /// Sends the difference between what the node sends at `tick` (its `@async` heads, less
-    /// everything when it is down and the scheduled omissions) and what it sent before.
+    /// what faults withhold) and what it sent before.
     fn send(
         &mut self,
         node: Val,
         state: &mut NodeState,
         tick: u64,
         crashed: bool,
-        items: &mut Vec<Item>,
+        items: &mut Emit<'_>,
     ) {
-        let mut sent: FastSet<(u32, Full)> = FastSet::default();
-        sent.reserve(state.heads.len());
-        let drops_now = self.drop_ticks.contains(&tick);
-        if !crashed {
-            for (rel, row) in &state.heads {
-                let Some(to) = row.get(0) else { continue };
-                if drops_now && to != node && self.drops.contains(&(node, to, tick)) {
-                    continue;
+        let withheld = self.withheld(node, tick, crashed);
+        let before = std::mem::replace(&mut state.out.withheld, withheld);
+        let now = &state.out.withheld;
+        if *now == before {
+            // Only the derived messages changed.
+            for (rel, Full { row, .. }, added) in &state.out.changes {
+                if !now.withholds(row) {
+                    items.push(Item::Message(
+                        *rel,
+                        row.clone(),
+                        if *added { 1 } else { -1 },
+                    ));
                 }
-                sent.insert((*rel, Full::new(row.clone())));
+            }
+            return;
+        }
+        // Faults changed: compare what was sent with what is sent, message by message. The
+        // messages derived before are those derived now, less those newly derived, plus those
+        // no longer derived.
+        let changes: FastMap<(u32, &Full), bool> = state
+            .out
+            .changes
+            .iter()
+            .map(|(rel, full, added)| ((*rel, full), *added))
+            .collect();
+        let mut derived: Vec<(u32, &Full)> = Vec::new();
+        for (index, set) in &state.out.sends {
+            let rel = self
+                .plan
+                .rules
+                .get(*index)
+                .map_or(u32::MAX, |rule| rel_index(rule.head_rel));
+            derived.extend(set.iter().map(|full| (rel, full)));
+        }
+        derived.extend(
+            state
+                .out
+                .changes
+                .iter()
+                .filter(|(_, _, added)| !added)
+                .map(|(rel, full, _)| (*rel, full)),
+        );
+        let mut seen: FastSet<(u32, &Full)> = FastSet::default();
+        for (rel, full) in derived {
+            if !seen.insert((rel, full)) {
+                continue;
+            }
+            let (was, is) = match changes.get(&(rel, full)) {
+                Some(true) => (false, true),
+                Some(false) => (true, false),
+                None => (true, true),
+            };
+            let sent_before = was && !before.withholds(&full.row);
+            let sent_now = is && !now.withholds(&full.row);
+            if sent_before != sent_now {
+                items.push(Item::Message(
+                    rel,
+                    full.row.clone(),
+                    if sent_now { 1 } else { -1 },
+                ));
             }
         }
-        for (rel, Full { row, .. }) in sent.iter().filter(|message| !state.sent.contains(*message))
-        {
-            items.push(Item::Message(*rel, row.clone(), 1));
-        }
-        for (rel, Full { row, .. }) in state.sent.iter().filter(|message| !sent.contains(*message))
-        {
-            items.push(Item::Message(*rel, row.clone(), -1));
-        }
-        state.sent = sent;
     }
 }
 
@@ -1074,29 +1536,33 @@ pub(crate) fn build(scope: Scope<'_, u64>, plan: &Arc<RunPlan>, gathered: &Rc<Re
             "LocalTicks",
             move |initial: Capability<u64>, _info| {
                 let mut capabilities: BTreeMap<u64, Capability<u64>> = BTreeMap::new();
+                let mut buffer: Vec<Item> = Vec::new();
                 capabilities.insert(1, initial.delayed(&1));
                 move |(input, frontier), output| {
                     input.for_each(|capability, data| {
                         let Some(time) = capability.least().copied() else {
                             return;
                         };
-                        for item in data.drain(..) {
+                        // Messages stay in their batch until their tick.
+                        let batch = std::mem::take(data);
+                        let mut messages = false;
+                        for item in &batch {
                             match item {
-                                Item::Message(rel, row, diff) => {
-                                    local
-                                        .pending
-                                        .entry(time)
-                                        .or_default()
-                                        .push((rel, row, diff));
+                                Item::Message(..) => messages = true,
+                                Item::Shown(rel, row, tick, diff) => {
+                                    sink.borrow_mut().updates.push((
+                                        (*rel, row.clone()),
+                                        *tick,
+                                        isize::try_from(*diff).unwrap_or(0),
+                                    ));
                                 }
-                                Item::Shown(rel, row, tick, diff) => sink
-                                    .borrow_mut()
-                                    .updates
-                                    .push(((rel, row), tick, isize::try_from(diff).unwrap_or(0))),
                                 Item::Changed(tick) => {
-                                    sink.borrow_mut().changes.insert(tick);
+                                    sink.borrow_mut().changes.insert(*tick);
                                 }
                             }
+                        }
+                        if messages && time <= local.plan.horizon {
+                            local.pending.entry(time).or_default().push(batch);
                         }
                         if time <= local.plan.horizon
                             && local.pending.contains_key(&time)
@@ -1113,10 +1579,21 @@ pub(crate) fn build(scope: Scope<'_, u64>, plan: &Arc<RunPlan>, gathered: &Rc<Re
                         let Some(capability) = capabilities.remove(&tick) else {
                             break;
                         };
-                        let items = local.tick(tick);
-                        if !items.is_empty() {
-                            output.session(&capability).give_iterator(items.into_iter());
+                        let mut session = output.session(&capability);
+                        let mut send = |items: &mut Vec<Item>| {
+                            session.give_container(items);
+                            items.clear();
+                        };
+                        let mut emit = Emit {
+                            items: std::mem::take(&mut buffer),
+                            flush: &mut send,
+                        };
+                        local.tick(tick, &mut emit);
+                        buffer = emit.items;
+                        if !buffer.is_empty() {
+                            send(&mut buffer);
                         }
+                        drop(session);
                         if let Some(next) = local.next_tick(tick)
                             && !capabilities.contains_key(&next)
                         {
