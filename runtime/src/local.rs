@@ -208,9 +208,7 @@ fn rel_index(rel: RelId) -> u32 {
 fn shared_sends(rules: &[RulePlan]) -> Vec<u32> {
     let mut count: BTreeMap<u32, usize> = BTreeMap::new();
     for rule in rules.iter().filter(|rule| rule.kind == RuleKind::Async) {
-        *count
-            .entry(u32::try_from(rule.head_rel.index()).unwrap_or(u32::MAX))
-            .or_default() += 1;
+        *count.entry(rel_index(rule.head_rel)).or_default() += 1;
     }
     count
         .into_iter()
@@ -533,7 +531,7 @@ struct Db<'a> {
 
 impl Db<'_> {
     fn source(&self, rel: RelId, pinned: Option<u64>) -> Source {
-        let rel = u32::try_from(rel.index()).unwrap_or(u32::MAX);
+        let rel = rel_index(rel);
         match pinned {
             Some(at) if at > self.tick => Source::Empty,
             Some(at) if at < self.tick => Source::Snapshot(rel, at),
@@ -846,10 +844,7 @@ impl Local {
                 .or_default()
                 .entry(*tick)
                 .or_default()
-                .insert((
-                    u32::try_from(rel.index()).unwrap_or(u32::MAX),
-                    Full::new(row.clone()),
-                ));
+                .insert((rel_index(*rel), Full::new(row.clone())));
         }
         let mut crash_facts: FastMap<Val, Facts> = FastMap::default();
         for (rel, row) in &plan.crash_facts {
@@ -860,10 +855,10 @@ impl Local {
             nodes
                 .entry(node)
                 .or_insert_with(|| NodeState::new(relations, shown, &shared));
-            crash_facts.entry(node).or_default().insert((
-                u32::try_from(rel.index()).unwrap_or(u32::MAX),
-                Full::new(row.clone()),
-            ));
+            crash_facts
+                .entry(node)
+                .or_default()
+                .insert((rel_index(*rel), Full::new(row.clone())));
         }
         let mut down = FastMap::default();
         for (row, tick) in &plan.down {
@@ -887,7 +882,7 @@ impl Local {
             }
             for (rel, at) in rule.reads() {
                 if let Some(at) = at {
-                    pinned.insert((u32::try_from(rel.index()).unwrap_or(u32::MAX), at));
+                    pinned.insert((rel_index(rel), at));
                     special.insert(at);
                     special.insert(at + 1);
                 }
@@ -915,11 +910,7 @@ impl Local {
             pinned: pinned.into_iter().collect(),
             pending: BTreeMap::new(),
             dirty_next: BTreeSet::new(),
-            shown: plan
-                .shown
-                .iter()
-                .map(|rel| u32::try_from(rel.index()).unwrap_or(u32::MAX))
-                .collect(),
+            shown: plan.shown.iter().map(|rel| rel_index(*rel)).collect(),
             async_rules: by_kind(RuleKind::Async),
             shared,
             next_rules: by_kind(RuleKind::Next),
