@@ -576,6 +576,16 @@ impl Db<'_> {
     /// Calls `emit` with every binding of a rule's body, extending each atom by atom (depth
     /// first: no step's bindings are ever collected).
     fn each_binding(&mut self, rule: &RulePlan, emit: &mut dyn FnMut(&Row)) {
+        // No binding when the first atom or a joined one has no fact: then no index is built.
+        let empty = |atom: &AtomPlan| self.rows(self.source(atom.rel, atom.pinned)).is_empty();
+        if empty(&rule.first)
+            || rule
+                .steps
+                .iter()
+                .any(|step| matches!(step, Step::Join(atom) if empty(atom)))
+        {
+            return;
+        }
         // The indexes and projections the steps read, brought up to date first.
         for step in &rule.steps {
             match step {
