@@ -323,11 +323,11 @@ enum Withheld {
 }
 
 impl Withheld {
-    fn withholds(&self, rel_row: &Row) -> bool {
+    fn withholds(&self, message: &Row) -> bool {
         match self {
             Withheld::Nothing => false,
             Withheld::All => true,
-            Withheld::To(destinations) => rel_row
+            Withheld::To(destinations) => message
                 .get(0)
                 .is_some_and(|to| destinations.binary_search(&to).is_ok()),
         }
@@ -385,31 +385,26 @@ impl NodeState {
         })
     }
 
+    /// A message's entry in the inbox, if some sender sends it or stopped at this tick.
+    fn delivery(&self, rel: u32, key: &Full) -> Option<&Delivery> {
+        let inbox = self.inbox.get(rel as usize)?;
+        inbox.meta.get(inbox.set.get_index_of(key)?)
+    }
+
     /// Whether a message is delivered at the current tick.
     fn delivered(&self, rel: u32, key: &Full) -> bool {
-        self.inbox.get(rel as usize).is_some_and(|inbox| {
-            inbox
-                .set
-                .get_index_of(key)
-                .and_then(|position| inbox.meta.get(position))
-                .is_some_and(|delivery| delivery.senders > 0)
-        })
+        self.delivery(rel, key)
+            .is_some_and(|delivery| delivery.senders > 0)
     }
 
     /// Whether a message was delivered at the tick before the current one.
     fn delivered_before(&self, rel: u32, key: &Full, tick: u64) -> bool {
-        self.inbox.get(rel as usize).is_some_and(|inbox| {
-            inbox
-                .set
-                .get_index_of(key)
-                .and_then(|position| inbox.meta.get(position))
-                .is_some_and(|delivery| {
-                    if delivery.touched == tick {
-                        delivery.before
-                    } else {
-                        delivery.senders > 0
-                    }
-                })
+        self.delivery(rel, key).is_some_and(|delivery| {
+            if delivery.touched == tick {
+                delivery.before
+            } else {
+                delivery.senders > 0
+            }
         })
     }
 
@@ -837,18 +832,20 @@ impl Local {
         let mut given: FastMap<Val, BTreeMap<u64, Facts>> = FastMap::default();
         let mut special: BTreeSet<u64> = BTreeSet::new();
         special.insert(1);
+        // The node a fact is at, when this worker owns it (its state is then created).
+        let mut claim = |row: &Row| -> Option<Val> {
+            let node = row.get(0).filter(|node| owns(Some(*node)))?;
+            nodes
+                .entry(node)
+                .or_insert_with(|| NodeState::new(relations, shown, &shared));
+            Some(node)
+        };
         for (rel, row, tick) in &plan.given {
             special.insert(*tick);
             if *tick < plan.horizon {
                 special.insert(tick + 1);
             }
-            let Some(node) = row.get(0) else { continue };
-            if !owns(Some(node)) {
-                continue;
-            }
-            nodes
-                .entry(node)
-                .or_insert_with(|| NodeState::new(relations, shown, &shared));
+            let Some(node) = claim(row) else { continue };
             given
                 .entry(node)
                 .or_default()
@@ -858,13 +855,7 @@ impl Local {
         }
         let mut crash_facts: FastMap<Val, Facts> = FastMap::default();
         for (rel, row) in &plan.crash_facts {
-            let Some(node) = row.get(0) else { continue };
-            if !owns(Some(node)) {
-                continue;
-            }
-            nodes
-                .entry(node)
-                .or_insert_with(|| NodeState::new(relations, shown, &shared));
+            let Some(node) = claim(row) else { continue };
             crash_facts
                 .entry(node)
                 .or_default()
