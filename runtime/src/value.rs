@@ -99,6 +99,18 @@ fn unpack(tag: Tag, bits: u64) -> Val {
     }
 }
 
+/// The hash of a row of `len` values, given packed: the same for a row and for a projection
+/// of another row onto columns holding the same values.
+fn hash_packed(len: usize, values: impl Iterator<Item = (Tag, u64)>) -> u64 {
+    let mut hasher = graft_eval::hash::FastHasher::default();
+    hasher.write_usize(len);
+    for (tag, bits) in values {
+        hasher.write_u8(u8::from(tag));
+        hasher.write_u64(bits);
+    }
+    hasher.finish()
+}
+
 impl Default for Row {
     fn default() -> Row {
         Row::Inline {
@@ -152,24 +164,48 @@ impl Row {
     /// A hash of all of the row's values (equal rows hash equally: a row's storage is fixed
     /// by its length).
     pub(crate) fn full_hash(&self) -> u64 {
-        let mut hasher = graft_eval::hash::FastHasher::default();
-        hasher.write_usize(self.len());
         match self {
             Row::Inline { len, tags, bits } => {
-                for index in 0..usize::from(*len) {
-                    hasher.write_u8(u8::from(tags[index]));
-                    hasher.write_u64(bits[index]);
-                }
+                let len = usize::from(*len);
+                hash_packed(len, (0..len).map(|index| (tags[index], bits[index])))
             }
-            Row::Heap(values) => {
-                for value in values {
-                    let (tag, bits) = pack(*value);
-                    hasher.write_u8(u8::from(tag));
-                    hasher.write_u64(bits);
-                }
-            }
+            Row::Heap(values) => hash_packed(values.len(), values.iter().map(|value| pack(*value))),
         }
-        hasher.finish()
+    }
+
+    /// The [`full_hash`](Row::full_hash) of the row of this row's values at `columns`, without
+    /// building that row (`None` if some column is past the row's end).
+    pub(crate) fn columns_hash(&self, columns: &[usize]) -> Option<u64> {
+        if columns.iter().any(|column| *column >= self.len()) {
+            return None;
+        }
+        Some(match self {
+            Row::Inline { tags, bits, .. } => hash_packed(
+                columns.len(),
+                columns.iter().map(|column| (tags[*column], bits[*column])),
+            ),
+            Row::Heap(values) => hash_packed(
+                columns.len(),
+                columns.iter().map(|column| pack(values[*column])),
+            ),
+        })
+    }
+
+    /// Whether this row's values at `columns` are, in order, `key`'s values.
+    pub(crate) fn columns_are(&self, columns: &[usize], key: &Row) -> bool {
+        columns.len() == key.len()
+            && columns.iter().enumerate().all(|(index, column)| {
+                self.get(*column)
+                    .is_some_and(|value| key.get(index) == Some(value))
+            })
+    }
+
+    /// Whether this row's and `other`'s values at `columns` are equal.
+    pub(crate) fn same_columns(&self, other: &Row, columns: &[usize]) -> bool {
+        columns.iter().all(|column| {
+            self.get(*column)
+                .is_some_and(|value| other.get(*column) == Some(value))
+        })
     }
 
     /// A row of `len` zeros.
