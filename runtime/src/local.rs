@@ -1032,17 +1032,20 @@ impl Local {
     ) -> bool {
         let crashed = self.down.get(&node).is_some_and(|at| *at <= tick);
         let strict_down = self.plan.strict && crashed;
-        let changed = match (state.was_down, strict_down) {
-            (true, true) => false,
-            (false, true) => self.had_base(node, state, tick),
-            _ => self.base_changed(node, state, tick),
+        let (changed, matters) = match (state.was_down, strict_down) {
+            (true, true) => (false, None),
+            (false, true) => (self.had_base(node, state, tick), None),
+            _ => {
+                let (changed, matters) = self.base_changes(node, state, tick);
+                (changed, Some(matters))
+            }
         };
         state.was_down = strict_down;
         let pinned_tick = self.pinned.iter().any(|(_, at)| *at == tick);
         let evaluated = changed || pinned_tick;
         state.out.changes.clear();
         if evaluated {
-            self.evaluate(node, state, tick, strict_down, items);
+            self.evaluate(node, state, tick, matters, items);
         }
         state.sweep();
         if !evaluated {
@@ -1094,9 +1097,17 @@ impl Local {
         self.given.get(&node).and_then(|ticks| ticks.get(&tick))
     }
 
-    /// Whether the base at `tick` differs from the base at `tick − 1`, from how its parts
-    /// changed: only the facts that entered or left some part can make a difference.
-    fn base_changed(&self, node: Val, state: &NodeState, tick: u64) -> bool {
+    /// How the base at `tick` differs from the base at `tick − 1`, from how its parts changed
+    /// (only the facts that entered or left some part can make a difference): whether it
+    /// differs at all, and per relation whether it differs by more than facts the node's last
+    /// evaluation derived anyway.
+    ///
+    /// The base at `tick − 1` is the base of the node's last evaluation (a node is evaluated
+    /// whenever its base changes). A component whose bases only gained facts that its
+    /// contents already held, and whose other inputs are unchanged, has the same contents: its
+    /// rules are monotone in its own relations. A table that carried its contents forward is
+    /// the common case, and those facts are then at the same positions.
+    fn base_changes(&self, node: Val, state: &NodeState, tick: u64) -> (bool, Vec<bool>) {
         let empty = Facts::default();
         let given_now = self.given_at(node, tick).unwrap_or(&empty);
         let given_before = if tick > 1 {
@@ -1105,7 +1116,7 @@ impl Local {
             &empty
         };
         let crash = self.crash_facts.get(&node).unwrap_or(&empty);
-        let now = |(rel, full): (u32, &Full)| {
+        let now = |rel: u32, full: &Full| {
             let key = FactRef(rel, full);
             state
                 .carried
@@ -1115,7 +1126,7 @@ impl Local {
                 || given_now.contains(&key)
                 || crash.contains(&key)
         };
-        let before = |(rel, full): (u32, &Full)| {
+        let before = |rel: u32, full: &Full| {
             let key = FactRef(rel, full);
             let carried = match state.carried_delta.get(&key) {
                 Some(added) => !added,
@@ -1130,67 +1141,54 @@ impl Local {
                 || given_before.contains(&key)
                 || (tick > 1 && crash.contains(&key))
         };
-        let crash_new = if tick == 1 { crash } else { &empty };
-        state
-            .carried_delta
-            .keys()
-            .map(|(rel, full)| (*rel, full))
-            .chain(state.carried_grown.iter().flat_map(|(rel, range)| {
-                let set = state.carried.get(*rel as usize);
-                range
-                    .clone()
-                    .filter_map(move |position| set?.get_index(position).map(|full| (*rel, full)))
-            }))
-            .chain(state.inbox_changes().map(|(rel, full, _)| (rel, full)))
-            .chain(
-                given_now
-                    .iter()
-                    .chain(given_before)
-                    .chain(crash_new)
-                    .map(|(rel, full)| (*rel, full)),
-            )
-            .any(|key| now(key) != before(key))
-    }
-
-    /// Which relations' bases differ from the last evaluation's, from how their parts changed.
-    fn base_changes(
-        &self,
-        node: Val,
-        state: &NodeState,
-        tick: u64,
-        strict_down: bool,
-    ) -> Vec<bool> {
-        let relations = self.plan.relations;
-        if !state.evaluated || strict_down {
-            return vec![true; relations];
-        }
-        let mut changed = vec![false; relations];
-        let mut mark = |rel: u32| {
-            if let Some(flag) = changed.get_mut(rel as usize) {
-                *flag = true;
+        // Whether the last evaluation's contents hold a fact (looked for at `position` first).
+        let derived = |rel: u32, full: &Full, position: Option<usize>| {
+            state.contents.get(rel as usize).is_some_and(|contents| {
+                position.is_some_and(|position| contents.get_index(position) == Some(full))
+                    || contents.contains(full)
+            })
+        };
+        let mut changed = false;
+        let mut matters = vec![false; self.plan.relations];
+        // One fact that entered or left some part (`is`: whether it is in the base, if known).
+        let mut look = |rel: u32, full: &Full, position: Option<usize>, is: Option<bool>| {
+            if matters.get(rel as usize).is_none_or(|flag| *flag) {
+                return;
+            }
+            let is = is.unwrap_or_else(|| now(rel, full));
+            if is && derived(rel, full, position) {
+                // Harmless whether or not it is new: only whether the base differs is left.
+                changed = changed || !before(rel, full);
+            } else if is != before(rel, full) {
+                changed = true;
+                matters[rel as usize] = true;
             }
         };
-        for (rel, _) in state.carried_delta.keys() {
-            mark(*rel);
+        for (rel, full) in state.carried_delta.keys() {
+            look(*rel, full, None, None);
         }
-        for (rel, _) in &state.carried_grown {
-            mark(*rel);
-        }
-        for (rel, _, _) in state.inbox_changes() {
-            mark(rel);
-        }
-        let ticks = [Some(tick), tick.checked_sub(1)];
-        for at in ticks.into_iter().flatten() {
-            for (rel, _) in self.given_at(node, at).into_iter().flatten() {
-                mark(*rel);
+        for (rel, range) in &state.carried_grown {
+            let Some(set) = state.carried.get(*rel as usize) else {
+                continue;
+            };
+            for position in range.clone() {
+                if let Some(full) = set.get_index(position) {
+                    look(*rel, full, Some(position), Some(true));
+                }
             }
         }
-        if tick == 1 {
-            for (rel, _) in self.crash_facts.get(&node).into_iter().flatten() {
-                mark(*rel);
-            }
+        for (rel, full, _) in state.inbox_changes() {
+            look(rel, full, None, None);
         }
-        changed
+        let crash_new = if tick == 1 { crash } else { &empty };
+        for (rel, full) in given_now.iter().chain(given_before).chain(crash_new) {
+            look(*rel, full, None, None);
+        }
+        // Before its first evaluation, every relation of a node counts as changed.
+        if !state.evaluated {
+            matters.fill(true);
+        }
+        (changed, matters)
     }
 
     /// A relation's base: what it carries first (so that a table's contents start with
@@ -1227,7 +1225,9 @@ impl Local {
     /// Derives the node's contents at `tick` from its base, and what it carries and sends.
     ///
     /// Work is skipped where nothing changed since the node's last evaluation: a component
-    /// whose bases and inputs are unchanged keeps its contents, a temporal rule whose inputs
+    /// whose inputs are unchanged, and whose bases are unchanged or only gained facts it held
+    /// (`base_changes`, per relation; `None` for a node down in the strict model), keeps its
+    /// contents, a temporal rule whose inputs
     /// are unchanged derives the same heads, and what is carried or sent is recomputed only
     /// where those changed.
     fn evaluate(
@@ -1235,13 +1235,15 @@ impl Local {
         node: Val,
         state: &mut NodeState,
         tick: u64,
-        strict_down: bool,
+        base_changes: Option<Vec<bool>>,
         items: &mut Emit<'_>,
     ) {
         let plan = Arc::clone(&self.plan);
         let mut pool = std::mem::take(&mut self.pool);
         let relations = plan.relations;
-        let base_changed = self.base_changes(node, state, tick, strict_down);
+        // A node down in the strict model (its base and contents are empty) comes without.
+        let strict_down = base_changes.is_none();
+        let base_changed = base_changes.unwrap_or_else(|| vec![true; relations]);
         let fresh = !state.evaluated;
         // Given and `crash` facts, by relation.
         let mut extra: Vec<Vec<&Full>> = vec![Vec::new(); relations];
