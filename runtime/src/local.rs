@@ -700,14 +700,15 @@ impl Db<'_> {
             });
             return heads;
         };
-        // (group, value) pairs, sorted: each group's distinct values are then consecutive and
-        // ascending, as the aggregate functions expect.
-        let mut pairs: Vec<(Row, Val)> = Vec::new();
+        // (group's hash, group, value), sorted: each group's distinct values are then
+        // consecutive and ascending, as the aggregate functions expect, and most comparisons
+        // stop at the hash.
+        let mut pairs: Vec<(u64, Row, Val)> = Vec::new();
         self.each_binding(rule, &mut |binding| {
             if let Some(value) = binding.get(aggregate.slot)
                 && let Some(key) = aggregate.key(&rule.head, binding)
             {
-                pairs.push((key, value));
+                pairs.push((key.full_hash(), key, value));
             }
         });
         pairs.sort_unstable();
@@ -716,14 +717,14 @@ impl Db<'_> {
         let mut values: Vec<(&Val, isize)> = Vec::new();
         let mut start = 0;
         while start < pairs.len() {
-            let key = &pairs[start].0;
+            let (hash, key, _) = &pairs[start];
             let end = start
                 + pairs[start..]
                     .iter()
-                    .take_while(|(other, _)| other == key)
+                    .take_while(|(other_hash, other, _)| other_hash == hash && other == key)
                     .count();
             values.clear();
-            values.extend(pairs[start..end].iter().map(|(_, value)| (value, 1)));
+            values.extend(pairs[start..end].iter().map(|(_, _, value)| (value, 1)));
             if let Some(result) = aggregate.value(&values) {
                 heads.push(aggregate.head(key, result));
             }

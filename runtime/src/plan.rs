@@ -133,9 +133,13 @@ impl AggregatePlan {
 
     /// The head fact of a group: its key with the aggregate's value in its column.
     pub fn head(&self, key: &Row, value: Val) -> Row {
-        let mut values = key.to_vec();
-        values.insert(self.column.min(values.len()), value);
-        Row::from_vals(&values)
+        let column = self.column.min(key.len());
+        Row::try_build(key.len() + 1, |index| match index.cmp(&column) {
+            std::cmp::Ordering::Less => key.get(index),
+            std::cmp::Ordering::Equal => Some(value),
+            std::cmp::Ordering::Greater => key.get(index - 1),
+        })
+        .unwrap_or_default()
     }
 }
 
