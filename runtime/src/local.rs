@@ -31,7 +31,7 @@ use std::sync::Arc;
 use graft_compiler::ir::{self, CompareOp, RelId, RuleKind, Term};
 use graft_eval::hash::{FastBuild, FastHasher, FastMap, FastSet};
 use hashbrown::hash_table::{Entry, HashTable};
-use indexmap::{Equivalent, IndexMap, IndexSet};
+use indexmap::{Equivalent, IndexSet};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::Scope;
 use timely::dataflow::channels::pact::Exchange;
@@ -228,10 +228,10 @@ type Facts = IndexSet<(u32, Full), FastBuild>;
 struct NodeState {
     /// What the node carries into the tick after its last evaluation, per relation.
     carried: Vec<Set>,
-    /// How `carried` changed at that evaluation: true for an added fact, false for a removed.
-    carried_delta: IndexMap<(u32, Full), bool, FastBuild>,
-    /// Also added at that evaluation: the facts at these positions of a relation's `carried`
-    /// (a table that only grew, its old facts first).
+    /// How `carried` changed at that evaluation, per relation that changed: either it was
+    /// replaced (`carried_before` holds what it carried before), or it only grew, its old facts
+    /// first, by the facts at these positions (`carried_grown`). No relation is in both.
+    carried_before: Vec<(u32, Set)>,
     carried_grown: Vec<(u32, std::ops::Range<usize>)>,
     /// Messages delivered from the current tick on, per relation.
     inbox: Vec<Inbox>,
@@ -1050,7 +1050,9 @@ impl Local {
         }
         state.sweep();
         if !evaluated {
-            state.carried_delta.clear();
+            for (_, set) in state.carried_before.drain(..) {
+                self.pool.give(set);
+            }
             state.carried_grown.clear();
         }
         if tick < self.plan.horizon && (!state.out.changes.is_empty() || special) {
@@ -1064,13 +1066,14 @@ impl Local {
         if tick <= 1 {
             return false;
         }
-        let added = |delta: &IndexMap<(u32, Full), bool, FastBuild>| {
-            delta.values().filter(|added| **added).count()
-        };
-        let removed = |delta: &IndexMap<(u32, Full), bool, FastBuild>| {
-            delta.values().filter(|added| !**added).count()
-        };
-        let carried: usize = state.carried.iter().map(IndexSet::len).sum();
+        // What it carried at tick − 1: what it carries now, less the grown ranges, and the old
+        // sets of those replaced instead of theirs.
+        let replaced = state.carried_before.iter().map(|(rel, old)| {
+            let now = state.carried.get(*rel as usize).map_or(0, IndexSet::len);
+            (old.len(), now)
+        });
+        let (old, new) = replaced.fold((0, 0), |(old, new), (a, b)| (old + a, new + b));
+        let carried: usize = state.carried.iter().map(IndexSet::len).sum::<usize>() + old;
         // Messages delivered at tick − 1: in the inbox (some stopped at this tick, none
         // started, since the node's base is empty).
         let inbox = state
@@ -1083,7 +1086,7 @@ impl Local {
             .iter()
             .map(|(_, range)| range.len())
             .sum();
-        carried + removed(&state.carried_delta) > added(&state.carried_delta) + grown
+        carried > new + grown
             || inbox
             || self
                 .given_at(node, tick - 1)
@@ -1129,8 +1132,9 @@ impl Local {
         };
         let before = |rel: u32, full: &Full| {
             let key = FactRef(rel, full);
-            let carried = match state.carried_delta.get(&key) {
-                Some(added) => !added,
+            let replaced = state.carried_before.iter().find(|(other, _)| *other == rel);
+            let carried = match replaced {
+                Some((_, old)) => old.contains(full),
                 None => state
                     .carried
                     .get(rel as usize)
@@ -1151,10 +1155,14 @@ impl Local {
         };
         let mut changed = false;
         let mut matters = vec![false; self.plan.relations];
-        // One fact that entered or left some part (`is`: whether it is in the base, if known).
+        // One fact that entered or left some part (`is`: whether it is in the base, if known);
+        // whether the relation's change now matters.
         let mut look = |rel: u32, full: &Full, position: Option<usize>, is: Option<bool>| {
-            if matters.get(rel as usize).is_none_or(|flag| *flag) {
-                return;
+            let Some(flag) = matters.get_mut(rel as usize) else {
+                return true;
+            };
+            if *flag {
+                return true;
             }
             let is = is.unwrap_or_else(|| now(rel, full));
             if is && derived(rel, full, position) {
@@ -1162,11 +1170,25 @@ impl Local {
                 changed = changed || !before(rel, full);
             } else if is != before(rel, full) {
                 changed = true;
-                matters[rel as usize] = true;
+                *flag = true;
             }
+            *flag
         };
-        for (rel, full) in state.carried_delta.keys() {
-            look(*rel, full, None, None);
+        for (rel, old) in &state.carried_before {
+            let Some(new) = state.carried.get(*rel as usize) else {
+                continue;
+            };
+            let added = new.iter().filter(|full| !old.contains(*full));
+            let removed = old.iter().filter(|full| !new.contains(*full));
+            for (full, is) in added
+                .map(|full| (full, true))
+                .chain(removed.map(|f| (f, false)))
+            {
+                // A removed fact may still be in the base as a message or a given fact.
+                if look(*rel, full, None, is.then_some(true)) {
+                    break;
+                }
+            }
         }
         for (rel, range) in &state.carried_grown {
             let Some(set) = state.carried.get(*rel as usize) else {
@@ -1395,7 +1417,9 @@ impl Local {
                 );
             }
         }
-        state.carried_delta.clear();
+        for (_, set) in state.carried_before.drain(..) {
+            pool.give(set);
+        }
         state.carried_grown.clear();
         for rel in (0..relations).filter(|rel| recarry[*rel]) {
             let table = plan.tables[rel];
@@ -1425,18 +1449,15 @@ impl Local {
                 if new.len() > old.len() {
                     state.carried_grown.push((rel_id, old.len()..new.len()));
                 }
-            } else {
-                for full in new.iter().filter(|full| !old.contains(*full)) {
-                    state.carried_delta.insert((rel_id, full.clone()), true);
-                }
-                for full in old.iter().filter(|full| !new.contains(*full)) {
-                    state.carried_delta.insert((rel_id, full.clone()), false);
-                }
+            } else if !same(&old, &new) {
+                state.carried[rel] = new;
+                state.carried_before.push((rel_id, old));
+                continue;
             }
             state.carried[rel] = new;
             pool.give(old);
         }
-        if !state.carried_delta.is_empty() || !state.carried_grown.is_empty() {
+        if !state.carried_before.is_empty() || !state.carried_grown.is_empty() {
             self.dirty_next.insert(node);
         }
         for (position, rel) in self.shown.iter().enumerate() {
