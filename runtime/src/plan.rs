@@ -15,7 +15,7 @@ use graft_compiler::ir::{self, AggFunc, CompareOp, RelId, RuleKind, Term};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::RuntimeError;
-use crate::value::{Expr, Interner, Row, Val};
+use crate::value::{Expr, Interner, Packed, Row, Val};
 
 /// A positive atom: its relation (pinned to a tick or not) and what it does to a binding.
 #[derive(Clone, Debug)]
@@ -75,7 +75,7 @@ impl AtomPlan {
     /// `constants`, its columns written to `slots` fresh slots.
     pub fn start(&self, constants: &[Option<Val>], row: &Row, slots: usize) -> Option<Row> {
         for (column, value) in self.key_columns.iter().zip(constants) {
-            if value.is_none() || row.get(*column) != *value {
+            if value.is_none() || row.packed(*column) != value.map(Packed::of) {
                 return None;
             }
         }
@@ -87,10 +87,10 @@ impl AtomPlan {
     pub fn extend(&self, binding: &Row, row: &Row) -> Option<Row> {
         let mut slots = binding.clone();
         for (column, slot) in &self.bind {
-            slots.set(*slot, row.get(*column)?)?;
+            slots.set_packed(*slot, row.packed(*column)?)?;
         }
         for (column, slot) in &self.check {
-            if row.get(*column)? != slots.get(*slot)? {
+            if row.packed(*column)? != slots.packed(*slot)? {
                 return None;
             }
         }

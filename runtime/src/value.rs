@@ -111,6 +111,21 @@ fn hash_packed(len: usize, values: impl Iterator<Item = (Tag, u64)>) -> u64 {
     hasher.finish()
 }
 
+/// A [`Val`] as a row stores it: its tag and 64 bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Packed(Tag, u64);
+
+impl Packed {
+    pub(crate) fn of(val: Val) -> Packed {
+        let (tag, bits) = pack(val);
+        Packed(tag, bits)
+    }
+
+    pub(crate) fn val(self) -> Val {
+        unpack(self.0, self.1)
+    }
+}
+
 impl Default for Row {
     fn default() -> Row {
         Row::Inline {
@@ -195,16 +210,16 @@ impl Row {
     pub(crate) fn columns_are(&self, columns: &[usize], key: &Row) -> bool {
         columns.len() == key.len()
             && columns.iter().enumerate().all(|(index, column)| {
-                self.get(*column)
-                    .is_some_and(|value| key.get(index) == Some(value))
+                self.packed(*column)
+                    .is_some_and(|value| key.packed(index) == Some(value))
             })
     }
 
     /// Whether this row's and `other`'s values at `columns` are equal.
     pub(crate) fn same_columns(&self, other: &Row, columns: &[usize]) -> bool {
         columns.iter().all(|column| {
-            self.get(*column)
-                .is_some_and(|value| other.get(*column) == Some(value))
+            self.packed(*column)
+                .is_some_and(|value| other.packed(*column) == Some(value))
         })
     }
 
@@ -236,24 +251,58 @@ impl Row {
         }
     }
 
-    /// Sets the value at `index`; `None` (and no change) if the row is shorter.
-    pub(crate) fn set(&mut self, index: usize, value: Val) -> Option<()> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Val> + '_ {
+        (0..self.len()).filter_map(move |index| self.get(index))
+    }
+
+    /// The value at `index` as stored: packed values are equal exactly when the values are,
+    /// and moving them between rows skips decoding and encoding.
+    pub(crate) fn packed(&self, index: usize) -> Option<Packed> {
+        match self {
+            Row::Inline { len, tags, bits } => {
+                (index < usize::from(*len)).then(|| Packed(tags[index], bits[index]))
+            }
+            Row::Heap(values) => values.get(index).map(|value| Packed::of(*value)),
+        }
+    }
+
+    /// Sets the value at `index` from its packed form; `None` (and no change) if the row is
+    /// shorter.
+    pub(crate) fn set_packed(&mut self, index: usize, value: Packed) -> Option<()> {
         match self {
             Row::Inline { len, tags, bits } => {
                 if index >= usize::from(*len) {
                     return None;
                 }
-                (tags[index], bits[index]) = pack(value);
+                (tags[index], bits[index]) = (value.0, value.1);
             }
-            Row::Heap(values) => *values.get_mut(index)? = value,
+            Row::Heap(values) => *values.get_mut(index)? = unpack(value.0, value.1),
         }
         Some(())
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = Val> + '_ {
-        (0..self.len()).filter_map(move |index| self.get(index))
+    /// [`try_build`](Row::try_build) from packed values.
+    pub(crate) fn try_build_packed(
+        len: usize,
+        mut value: impl FnMut(usize) -> Option<Packed>,
+    ) -> Option<Row> {
+        if len > INLINE {
+            return Row::try_build(len, |index| value(index).map(Packed::val));
+        }
+        let mut tags = [Tag::Int; INLINE];
+        let mut bits = [0; INLINE];
+        for index in 0..len {
+            let Packed(tag, word) = value(index)?;
+            (tags[index], bits[index]) = (tag, word);
+        }
+        Some(Row::Inline {
+            len: u8::try_from(len).unwrap_or(0),
+            tags,
+            bits,
+        })
     }
 
+    #[cfg(test)]
     pub(crate) fn to_vec(&self) -> Vec<Val> {
         self.iter().collect()
     }
@@ -472,7 +521,17 @@ impl Expr {
 
     /// The values of `exprs` over `slots`, or `None` as soon as one fails.
     pub(crate) fn eval_all(exprs: &[Expr], slots: &Row) -> Option<Row> {
-        Row::try_build(exprs.len(), |index| exprs[index].eval(slots))
+        Row::try_build_packed(exprs.len(), |index| exprs[index].eval_packed(slots))
+    }
+
+    /// [`eval`](Expr::eval), packed (a slot is copied as stored).
+    fn eval_packed(&self, slots: &Row) -> Option<Packed> {
+        match self {
+            Expr::Slot(slot) => slots.packed(*slot),
+            Expr::Const(value) => Some(Packed::of(*value)),
+            Expr::Missing => None,
+            Expr::Arith(..) => self.eval(slots).map(Packed::of),
+        }
     }
 
     /// The value over `slots`; `None` when arithmetic fails (non-integer, division by zero,
@@ -511,7 +570,7 @@ pub(crate) fn compare(op: CompareOp, lhs: Val, rhs: Val) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{Row, Val};
+    use super::{Packed, Row, Val};
 
     /// Inline and heap rows order, compare and round-trip exactly as their values do.
     #[test]
@@ -546,8 +605,36 @@ mod tests {
             }
         }
         let mut row = Row::zeros(3);
-        assert_eq!(row.set(2, Val::Str(4)), Some(()));
-        assert_eq!(row.set(3, Val::Str(4)), None);
+        assert_eq!(row.set_packed(2, Packed::of(Val::Str(4))), Some(()));
+        assert_eq!(row.set_packed(3, Packed::of(Val::Str(4))), None);
         assert_eq!(row.to_vec(), vec![Val::Int(0), Val::Int(0), Val::Str(4)]);
+        let mut long = Row::zeros(8);
+        assert_eq!(long.set_packed(7, Packed::of(Val::Bool(true))), Some(()));
+        assert_eq!(long.packed(7).map(Packed::val), Some(Val::Bool(true)));
+    }
+
+    /// A row's columns hash and compare as the row of those values would, inline or not: the
+    /// join indexes rely on it, storing no key.
+    #[test]
+    fn columns_hash_and_compare_as_their_projection() {
+        let rows = [
+            Row::from_vals(&[Val::Str(1), Val::Int(-3), Val::Bool(true), Val::Int(7)]),
+            Row::from_vals(&(0..9).map(Val::Int).collect::<Vec<_>>()),
+        ];
+        for row in &rows {
+            for columns in [vec![], vec![0], vec![3, 1], vec![2, 2, 0]] {
+                let key: Row = columns.iter().filter_map(|c| row.get(*c)).collect();
+                assert_eq!(row.columns_hash(&columns), Some(key.full_hash()));
+                assert!(row.columns_are(&columns, &key));
+                assert!(row.same_columns(row, &columns));
+                let other = Row::try_build(key.len(), |i| {
+                    (i == 0).then_some(Val::Int(99)).or(key.get(i))
+                });
+                if let Some(other) = other.filter(|other| *other != key) {
+                    assert!(!row.columns_are(&columns, &other));
+                }
+            }
+            assert_eq!(row.columns_hash(&[20]), None);
+        }
     }
 }
