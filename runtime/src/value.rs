@@ -101,13 +101,17 @@ fn unpack(tag: Tag, bits: u64) -> Val {
 
 /// The hash of a row of `len` values, given packed: the same for a row and for a projection
 /// of another row onto columns holding the same values.
+///
+/// One round per value's bits, and one for the length and all the tags together (two bits
+/// each, rotated in): every fact a worker stores or looks up is hashed, so rounds count.
 fn hash_packed(len: usize, values: impl Iterator<Item = (Tag, u64)>) -> u64 {
     let mut hasher = graft_eval::hash::FastHasher::default();
-    hasher.write_usize(len);
+    let mut tags: u64 = 0;
     for (tag, bits) in values {
-        hasher.write_u8(u8::from(tag));
         hasher.write_u64(bits);
+        tags = tags.rotate_left(2) ^ u64::from(u8::from(tag));
     }
+    hasher.write_u64((tags << 8) ^ len as u64);
     hasher.finish()
 }
 
