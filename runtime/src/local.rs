@@ -649,13 +649,21 @@ impl Db<'_> {
                     ..
                 } => {
                     let source = self.source(*rel, *pinned);
-                    self.projection(source, columns);
+                    if !self.rows(source).is_empty() {
+                        self.projection(source, columns);
+                    }
                 }
                 Step::Compare { .. } => {}
             }
         }
         let mut ready = Vec::with_capacity(rule.steps.len());
         for step in &rule.steps {
+            // An antijoin with a relation that has no fact removes nothing.
+            if let Step::Antijoin { rel, pinned, .. } = step
+                && self.rows(self.source(*rel, *pinned)).is_empty()
+            {
+                continue;
+            }
             ready.push(match step {
                 Step::Join(atom) => {
                     let source = self.source(atom.rel, atom.pinned);
