@@ -997,7 +997,8 @@ impl Local {
         let shown = self.shown.len();
         let shared = &self.shared;
         let mut dirty = std::mem::take(&mut self.dirty_next);
-        let mut last = None;
+        // The destinations, each once per run of messages to it.
+        let mut arrived = Vec::new();
         for item in self.pending.remove(&tick).into_iter().flatten().flatten() {
             let Item::Message(rel, row, diff) = item else {
                 continue;
@@ -1007,11 +1008,13 @@ impl Local {
                 .entry(node)
                 .or_insert_with(|| NodeState::new(relations, shown, shared))
                 .deliver(rel, row, diff, tick);
-            if last != Some(node) {
-                dirty.insert(node);
-                last = Some(node);
+            if arrived.last() != Some(&node) {
+                arrived.push(node);
             }
         }
+        arrived.sort_unstable();
+        arrived.dedup();
+        dirty.extend(arrived);
         let special = self.special.contains(&tick);
         if special {
             dirty.extend(self.nodes.keys().copied());
