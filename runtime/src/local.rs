@@ -1538,13 +1538,9 @@ impl Local {
         let now = &state.out.withheld;
         if *now == before {
             // Only the derived messages changed.
-            for (rel, Full { row, .. }, added) in &state.out.changes {
-                if !now.withholds(row) {
-                    items.push(Item::Message(
-                        *rel,
-                        row.clone(),
-                        if *added { 1 } else { -1 },
-                    ));
+            for (rel, Full { row, .. }, added) in state.out.changes.drain(..) {
+                if !now.withholds(&row) {
+                    items.push(Item::Message(rel, row, if added { 1 } else { -1 }));
                 }
             }
             return;
