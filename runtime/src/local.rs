@@ -747,6 +747,14 @@ impl Db<'_> {
             target.extend(self.heads(rule).into_iter().map(Full::new));
             return;
         }
+        if rule.steps.is_empty() {
+            // One head per fact of the only atom, at most: room for them all at once, rather
+            // than growing (rehashing and copying) the set as they come.
+            let first = self
+                .rows(self.source(rule.first.rel, rule.first.pinned))
+                .len();
+            target.reserve(first);
+        }
         self.each_binding(rule, &mut |binding| {
             if let Some(head) = Expr::eval_all(&rule.head, binding) {
                 target.insert(Full::new(head));
