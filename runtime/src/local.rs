@@ -419,10 +419,31 @@ impl NodeState {
 
     /// Forgets the messages no sender sends any more, once the tick is evaluated.
     fn sweep(&mut self) {
-        // Descending positions: a swap-remove moves the last entry, which is then live.
         let mut touched = std::mem::take(&mut self.touched);
+        // A relation losing a quarter of its messages or more is filtered in one pass (and its
+        // index rebuilt once); the others lose theirs one by one.
+        let mut stopped = vec![0usize; self.inbox.len()];
+        for (rel, position) in &touched {
+            if let Some(inbox) = self.inbox.get(*rel as usize)
+                && inbox.meta.get(*position).is_some_and(|d| d.senders == 0)
+            {
+                stopped[*rel as usize] += 1;
+            }
+        }
+        let mut filtered = vec![false; self.inbox.len()];
+        for (rel, inbox) in self.inbox.iter_mut().enumerate() {
+            if stopped[rel] > 0 && stopped[rel] * 4 >= inbox.set.len() {
+                let mut live = inbox.meta.iter().map(|d| d.senders > 0);
+                // `retain` visits the entries in order.
+                inbox.set.retain(|_| live.next().unwrap_or(true));
+                inbox.meta.retain(|d| d.senders > 0);
+                filtered[rel] = true;
+            }
+        }
+        // Descending positions: a swap-remove moves the last entry, which is then live.
+        touched.retain(|(rel, _)| !filtered[*rel as usize]);
         touched.sort_unstable_by(|a, b| b.cmp(a));
-        for (rel, position) in touched {
+        for (rel, position) in touched.drain(..) {
             let Some(inbox) = self.inbox.get_mut(rel as usize) else {
                 continue;
             };
@@ -431,6 +452,7 @@ impl NodeState {
                 inbox.meta.swap_remove(position);
             }
         }
+        self.touched = touched;
     }
 }
 
