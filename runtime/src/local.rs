@@ -730,35 +730,51 @@ impl Db<'_> {
             });
             return heads;
         };
-        // (group's hash, group, value), sorted: each group's distinct values are then
-        // consecutive and ascending, as the aggregate functions expect, and most comparisons
-        // stop at the hash.
-        let mut pairs: Vec<(u64, Row, Val)> = Vec::new();
+        // Groups in the order they first appear, found by their hash; each group's values
+        // chained through `values` (the last one first), as in a join index.
+        let mut table: HashTable<(u64, u32)> = HashTable::new();
+        let mut groups: Vec<(Row, u32)> = Vec::new();
+        let mut values: Vec<(Val, u32)> = Vec::new();
         self.each_binding(rule, &mut |binding| {
-            if let Some(value) = binding.get(aggregate.slot)
-                && let Some(key) = aggregate.key(&rule.head, binding)
-            {
-                pairs.push((key.full_hash(), key, value));
+            let (Some(value), Some(key)) = (
+                binding.get(aggregate.slot),
+                aggregate.key(&rule.head, binding),
+            ) else {
+                return;
+            };
+            let hash = key.full_hash();
+            let same = |(other, group): &(u64, u32)| {
+                *other == hash && groups.get(*group as usize).is_some_and(|(k, _)| *k == key)
+            };
+            let group = match table.entry(hash, same, |(hash, _)| *hash) {
+                Entry::Occupied(entry) => entry.get().1,
+                Entry::Vacant(entry) => {
+                    let group = u32::try_from(groups.len()).unwrap_or(NONE);
+                    entry.insert((hash, group));
+                    groups.push((key, NONE));
+                    group
+                }
+            };
+            if let Some((_, last)) = groups.get_mut(group as usize) {
+                values.push((value, *last));
+                *last = u32::try_from(values.len() - 1).unwrap_or(NONE);
             }
         });
-        pairs.sort_unstable();
-        pairs.dedup();
-        let mut heads = Vec::new();
-        let mut values: Vec<(&Val, isize)> = Vec::new();
-        let mut start = 0;
-        while start < pairs.len() {
-            let (hash, key, _) = &pairs[start];
-            let end = start
-                + pairs[start..]
-                    .iter()
-                    .take_while(|(other_hash, other, _)| other_hash == hash && other == key)
-                    .count();
-            values.clear();
-            values.extend(pairs[start..end].iter().map(|(_, _, value)| (value, 1)));
-            if let Some(result) = aggregate.value(&values) {
+        // Each group's distinct values, ascending, as the aggregate functions expect.
+        let mut heads = Vec::with_capacity(groups.len());
+        let mut distinct: Vec<Val> = Vec::new();
+        for (key, last) in &groups {
+            distinct.clear();
+            let mut at = *last;
+            while let Some((value, previous)) = values.get(at as usize) {
+                distinct.push(*value);
+                at = *previous;
+            }
+            distinct.sort_unstable();
+            distinct.dedup();
+            if let Some(result) = aggregate.value(distinct.iter()) {
                 heads.push(aggregate.head(key, result));
             }
-            start = end;
         }
         heads
     }

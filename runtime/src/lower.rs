@@ -302,7 +302,7 @@ impl<'s, T: TickTime> Env<'s, T> {
                 Some((grouping.key(&head, &binding)?, value))
             })
             .reduce(move |_key, values: &[(&Val, isize)], output| {
-                if let Some(result) = aggregate.value(values) {
+                if let Some(result) = aggregate.value(values.iter().map(|(value, _)| *value)) {
                     output.push((result, 1));
                 }
             })

@@ -101,12 +101,15 @@ impl AtomPlan {
 impl AggregatePlan {
     /// The aggregate of a group's distinct values (sorted); `None` for a sum that overflows
     /// or is over non-integers.
-    pub fn value(&self, values: &[(&Val, isize)]) -> Option<Val> {
+    pub fn value<'v>(
+        &self,
+        mut values: impl ExactSizeIterator<Item = &'v Val> + DoubleEndedIterator,
+    ) -> Option<Val> {
         match self.func {
             AggFunc::Count => Some(Val::Int(i64::try_from(values.len()).unwrap_or(i64::MAX))),
             AggFunc::Sum => {
                 let mut total: i64 = 0;
-                for (value, _) in values {
+                for value in values {
                     let Val::Int(number) = value else {
                         return None;
                     };
@@ -114,8 +117,8 @@ impl AggregatePlan {
                 }
                 Some(Val::Int(total))
             }
-            AggFunc::Min => values.first().map(|(value, _)| **value),
-            AggFunc::Max => values.last().map(|(value, _)| **value),
+            AggFunc::Min => values.next().copied(),
+            AggFunc::Max => values.next_back().copied(),
         }
     }
 
