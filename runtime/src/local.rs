@@ -712,9 +712,11 @@ impl Db<'_> {
         }
         let constants = rule.first.constants();
         let source = self.source(rule.first.rel, rule.first.pinned);
+        // One binding for the whole walk, extended in place.
+        let mut binding = Row::zeros(rule.slots);
         for Full { row, .. } in self.rows(source) {
-            if let Some(binding) = rule.first.start(&constants, row, rule.slots) {
-                walk(&ready, &binding, emit);
+            if rule.first.start_into(&constants, row, &mut binding) {
+                walk(&ready, &mut binding, emit);
             }
         }
     }
@@ -841,7 +843,7 @@ enum Ready<'a> {
 }
 
 /// Extends `binding` through the remaining steps, calling `emit` with each complete one.
-fn walk(steps: &[Ready<'_>], binding: &Row, emit: &mut dyn FnMut(&Row)) {
+fn walk(steps: &[Ready<'_>], binding: &mut Row, emit: &mut dyn FnMut(&Row)) {
     let Some((step, rest)) = steps.split_first() else {
         emit(binding);
         return;
@@ -853,9 +855,9 @@ fn walk(steps: &[Ready<'_>], binding: &Row, emit: &mut dyn FnMut(&Row)) {
             };
             for position in index.positions(rows, &atom.key_columns, &key) {
                 if let Some(Full { row, .. }) = rows.get_index(position as usize)
-                    && let Some(extended) = atom.extend(binding, row)
+                    && atom.extend_into(binding, row)
                 {
-                    walk(rest, &extended, emit);
+                    walk(rest, binding, emit);
                 }
             }
         }

@@ -82,6 +82,34 @@ impl AtomPlan {
         self.extend(&Row::zeros(slots), row)
     }
 
+    /// Extends `slots` in place by a fact of the atom, as [`extend`](AtomPlan::extend) does;
+    /// whether the fact matches. The atom writes only the slots it binds first, so a walk
+    /// over a body can reuse one binding: a later fact overwrites what an earlier one wrote.
+    pub fn extend_into(&self, slots: &mut Row, row: &Row) -> bool {
+        for (column, slot) in &self.bind {
+            let Some(value) = row.packed(*column) else {
+                return false;
+            };
+            if slots.set_packed(*slot, value).is_none() {
+                return false;
+            }
+        }
+        self.check.iter().all(|(column, slot)| {
+            row.packed(*column)
+                .is_some_and(|v| slots.packed(*slot) == Some(v))
+        })
+    }
+
+    /// Whether a fact starts a binding as the body's first atom (its key columns equal to
+    /// `constants`), written into `slots` in place.
+    pub fn start_into(&self, constants: &[Option<Val>], row: &Row, slots: &mut Row) -> bool {
+        self.key_columns
+            .iter()
+            .zip(constants)
+            .all(|(column, value)| value.is_some() && row.packed(*column) == value.map(Packed::of))
+            && self.extend_into(slots, row)
+    }
+
     /// A binding extended by a fact of the atom: its bound columns written to their slots,
     /// its repeated variables checked.
     pub fn extend(&self, binding: &Row, row: &Row) -> Option<Row> {
