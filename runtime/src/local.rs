@@ -245,6 +245,8 @@ struct NodeState {
     pinned: FastMap<(u32, u64), Set>,
     /// Down in the strict crash model at the last tick looked at: its base was empty.
     was_down: bool,
+    /// Some message arrived at the tick being delivered (set only while delivering).
+    arrived: bool,
     /// Evaluated at least once: `contents` and `temporal` hold that evaluation's results.
     evaluated: bool,
     /// Every relation's contents at the last evaluation.
@@ -1045,23 +1047,28 @@ impl Local {
         let shown = self.shown.len();
         let shared = &self.shared;
         let mut dirty = std::mem::take(&mut self.dirty_next);
-        // The destinations, each once per run of messages to it.
+        // The destinations, each once.
         let mut arrived = Vec::new();
         for item in self.pending.remove(&tick).into_iter().flatten().flatten() {
             let Item::Message(rel, row, diff) = item else {
                 continue;
             };
             let Some(node) = row.get(0) else { continue };
-            self.nodes
+            let state = self
+                .nodes
                 .entry(node)
-                .or_insert_with(|| NodeState::new(relations, shown, shared))
-                .deliver(rel, row, diff, tick);
-            if arrived.last() != Some(&node) {
+                .or_insert_with(|| NodeState::new(relations, shown, shared));
+            state.deliver(rel, row, diff, tick);
+            if !state.arrived {
+                state.arrived = true;
                 arrived.push(node);
             }
         }
-        arrived.sort_unstable();
-        arrived.dedup();
+        for node in &arrived {
+            if let Some(state) = self.nodes.get_mut(node) {
+                state.arrived = false;
+            }
+        }
         dirty.extend(arrived);
         let special = self.special.contains(&tick);
         if special {
