@@ -421,6 +421,9 @@ impl NodeState {
 
     /// Forgets the messages no sender sends any more, once the tick is evaluated.
     fn sweep(&mut self) {
+        if self.touched.is_empty() {
+            return;
+        }
         let mut touched = std::mem::take(&mut self.touched);
         // A relation losing a quarter of its messages or more is filtered in one pass (and its
         // index rebuilt once); the others lose theirs one by one.
@@ -1316,9 +1319,8 @@ impl Local {
     /// Work is skipped where nothing changed since the node's last evaluation: a component
     /// whose inputs are unchanged, and whose bases are unchanged or only gained facts it held
     /// (`base_changes`, per relation; `None` for a node down in the strict model), keeps its
-    /// contents, a temporal rule whose inputs
-    /// are unchanged derives the same heads, and what is carried or sent is recomputed only
-    /// where those changed.
+    /// contents, a temporal rule whose inputs are unchanged derives the same heads, and what is
+    /// carried or sent is recomputed only where those changed.
     fn evaluate(
         &mut self,
         node: Val,
