@@ -419,6 +419,14 @@ impl NodeState {
             .any(|(grown, range)| *grown == rel && range.contains(&position))
     }
 
+    /// Forgets how `carried` changed at the last evaluation (keeping the old sets for reuse).
+    fn forget_carried_changes(&mut self, pool: &mut Pool) {
+        for (_, set) in self.carried_before.drain(..) {
+            pool.give(set);
+        }
+        self.carried_grown.clear();
+    }
+
     /// Forgets the messages no sender sends any more, once the tick is evaluated.
     fn sweep(&mut self) {
         if self.touched.is_empty() {
@@ -662,8 +670,17 @@ impl Db<'_> {
         {
             return;
         }
+        // An antijoin with a relation that has no fact removes nothing: it is left out.
+        let steps: Vec<&Step> = rule
+            .steps
+            .iter()
+            .filter(|step| {
+                !matches!(step, Step::Antijoin { rel, pinned, .. }
+                    if self.rows(self.source(*rel, *pinned)).is_empty())
+            })
+            .collect();
         // The indexes and projections the steps read, brought up to date first.
-        for step in &rule.steps {
+        for step in &steps {
             match step {
                 Step::Join(atom) => {
                     let source = self.source(atom.rel, atom.pinned);
@@ -676,21 +693,13 @@ impl Db<'_> {
                     ..
                 } => {
                     let source = self.source(*rel, *pinned);
-                    if !self.rows(source).is_empty() {
-                        self.projection(source, columns);
-                    }
+                    self.projection(source, columns);
                 }
                 Step::Compare { .. } => {}
             }
         }
-        let mut ready = Vec::with_capacity(rule.steps.len());
-        for step in &rule.steps {
-            // An antijoin with a relation that has no fact removes nothing.
-            if let Step::Antijoin { rel, pinned, .. } = step
-                && self.rows(self.source(*rel, *pinned)).is_empty()
-            {
-                continue;
-            }
+        let mut ready = Vec::with_capacity(steps.len());
+        for step in steps {
             ready.push(match step {
                 Step::Join(atom) => {
                     let source = self.source(atom.rel, atom.pinned);
@@ -1119,10 +1128,7 @@ impl Local {
         }
         state.sweep();
         if !evaluated {
-            for (_, set) in state.carried_before.drain(..) {
-                self.pool.give(set);
-            }
-            state.carried_grown.clear();
+            state.forget_carried_changes(&mut self.pool);
         }
         if tick < self.plan.horizon && (!state.out.changes.is_empty() || special) {
             self.send(node, state, tick, crashed, items);
@@ -1452,6 +1458,7 @@ impl Local {
         drop(db.indexes);
         drop(db.projections);
         let contents = db.rels;
+        state.forget_carried_changes(&mut pool);
         // What is carried, and how it changed: only relations whose contents changed (tables)
         // or whose `@next`/`delete` rules fired anew can carry something else.
         let mut recarry = vec![false; relations];
@@ -1485,10 +1492,6 @@ impl Local {
                 );
             }
         }
-        for (_, set) in state.carried_before.drain(..) {
-            pool.give(set);
-        }
-        state.carried_grown.clear();
         for rel in (0..relations).filter(|rel| recarry[*rel]) {
             let table = plan.tables[rel];
             let rel_id = u32::try_from(rel).unwrap_or(u32::MAX);

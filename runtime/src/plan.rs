@@ -111,7 +111,9 @@ impl AtomPlan {
     }
 
     /// A binding extended by a fact of the atom: its bound columns written to their slots,
-    /// its repeated variables checked.
+    /// its repeated variables checked. (This and [`start`](AtomPlan::start) serve the dataflow
+    /// lowering; they do not call the in-place forms, which then stop being inlined into the
+    /// node-local engine's walk: 3% more instructions there, measured.)
     pub fn extend(&self, binding: &Row, row: &Row) -> Option<Row> {
         let mut slots = binding.clone();
         for (column, slot) in &self.bind {

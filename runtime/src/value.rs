@@ -164,20 +164,7 @@ impl Row {
         len: usize,
         mut value: impl FnMut(usize) -> Option<Val>,
     ) -> Option<Row> {
-        if len > INLINE {
-            let values: Option<Vec<Val>> = (0..len).map(value).collect();
-            return values.map(|values| Row::Heap(values.into()));
-        }
-        let mut tags = [Tag::Int; INLINE];
-        let mut bits = [0; INLINE];
-        for index in 0..len {
-            (tags[index], bits[index]) = pack(value(index)?);
-        }
-        Some(Row::Inline {
-            len: u8::try_from(len).unwrap_or(0),
-            tags,
-            bits,
-        })
+        Row::try_build_packed(len, |index| value(index).map(Packed::of))
     }
 
     /// A hash of all of the row's values (equal rows hash equally: a row's storage is fixed
@@ -291,7 +278,10 @@ impl Row {
         mut value: impl FnMut(usize) -> Option<Packed>,
     ) -> Option<Row> {
         if len > INLINE {
-            return Row::try_build(len, |index| value(index).map(Packed::val));
+            let values: Option<Vec<Val>> = (0..len)
+                .map(|index| value(index).map(Packed::val))
+                .collect();
+            return values.map(|values| Row::Heap(values.into()));
         }
         let mut tags = [Tag::Int; INLINE];
         let mut bits = [0; INLINE];
