@@ -265,8 +265,7 @@ impl<'s, T: TickTime> Env<'s, T> {
                 }
             };
         }
-        if let Some(down) = self.down.clone() {
-            let location = rule.location;
+        if let (Some(down), Some(location)) = (self.down.clone(), rule.location) {
             bindings = bindings
                 .flat_map(move |binding| {
                     binding
@@ -533,7 +532,7 @@ fn messages<'s>(
     let head = rule.head.clone();
     let location = rule.location;
     let mut sent = bindings.flat_map(move |binding| {
-        let sender = binding.get(location)?;
+        let sender = binding.get(location?)?;
         Expr::eval_all(&head, &binding).map(|values| (Row::from_vals(&[sender]), values))
     });
     if let Some(down) = down {

@@ -181,8 +181,11 @@ pub(crate) struct RulePlan {
     pub kind: RuleKind,
     pub head_rel: RelId,
     pub slots: usize,
-    /// The slot of the body's location variable.
-    pub location: usize,
+    /// The slot of the body's location variable; `None` when the body's atoms share no
+    /// location variable (Molly's dialect allows such rules in `.ded` files). Such a rule is
+    /// evaluated over every node's facts at once, never suppressed by a crash, and its
+    /// `@async` heads have no sender, so they are never sent (as in the reference).
+    pub location: Option<usize>,
     pub first: AtomPlan,
     pub steps: Vec<Step>,
     pub head: Vec<Expr>,
@@ -330,7 +333,7 @@ fn compile_rule(rule: &ir::Rule, interner: &Interner) -> Result<RulePlan, Runtim
     if !pending.is_empty() {
         return Err(unbound);
     }
-    let location = rule.location.ok_or(unbound.clone())?.index();
+    let location = rule.location.map(ir::VarId::index);
     let aggregate = rule.head.aggregate.as_ref().map(|aggregate| AggregatePlan {
         column: aggregate.column,
         func: aggregate.func,

@@ -235,3 +235,37 @@ fn examples_match_the_reference_on_one_worker() {
 fn examples_match_the_reference_on_two_and_four_workers() {
     check_examples(&[2, 4]);
 }
+
+/// Rule shapes that only Molly's dialect allows (`.ded` files): bodies whose location is a
+/// wildcard or a constant, heads held at another node, an aggregate over every node's facts,
+/// and an `@async` rule without a location variable (the reference sends nothing for it).
+/// Such rules are evaluated over every node's facts at once; the runtime once refused them
+/// with "uses a variable that no positive body atom binds".
+#[test]
+fn molly_dialect_rule_shapes_match_the_reference() {
+    let program = r#"
+        peer("a", "b")@1; peer("b", "c")@1; peer("c", "a")@1;
+        token("a", 1)@1; token("b", 2)@2;
+        token(P, N)@async :- token(L, N), peer(L, P), N < 4;
+        seen(L, N) :- token(L, N);
+        seen(L, N)@next :- seen(L, N);
+        everywhere("all", N) :- seen(_, N);
+        count_at("c", count<N>) :- seen(_, N);
+        holder(P, L, N) :- seen(L, N), peer(L, P), N > 1;
+        ghost("b", N)@async :- seen("a", N);
+        lonely(L) :- peer(L, _), notin seen(L, _);
+        lonely(L)@next :- lonely(L);
+    "#;
+    let loaded = common::load_inline_as(program, "", "ded").expect("the program checks");
+    let nodes = ["a", "b", "c"].map(str::to_owned);
+    let mut failures = Vec::new();
+    for (schedule, config) in schedules(&nodes) {
+        for workers in [1, 2] {
+            if let Err(difference) = common::compare(&loaded, &config, &ShowSet::All, workers, true)
+            {
+                failures.push(format!("{schedule} / {workers} worker(s):\n{difference}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

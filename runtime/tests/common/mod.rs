@@ -73,11 +73,17 @@ pub fn load(program: &[String], facts: &[String]) -> Result<Loaded, String> {
 
 /// Parses and checks an inline program and workload.
 pub fn load_inline(program: &str, workload: &str) -> Result<Loaded, String> {
+    load_inline_as(program, workload, "graft")
+}
+
+/// Parses and checks an inline program written as a file with `extension` (`ded` for Molly's
+/// dialect, whose relaxations apply only to `.ded` files) and a workload.
+pub fn load_inline_as(program: &str, workload: &str, extension: &str) -> Result<Loaded, String> {
     let directory = std::env::temp_dir().join(format!("graft-runtime-test-{}", std::process::id()));
     std::fs::create_dir_all(&directory).map_err(|error| error.to_string())?;
     let unique = format!("{:?}", std::thread::current().id())
         .replace(|character: char| !character.is_ascii_alphanumeric(), "");
-    let program_path = directory.join(format!("program-{unique}.graft"));
+    let program_path = directory.join(format!("program-{unique}.{extension}"));
     let facts_path = directory.join(format!("facts-{unique}.facts"));
     std::fs::write(&program_path, program).map_err(|error| error.to_string())?;
     std::fs::write(&facts_path, workload).map_err(|error| error.to_string())?;
