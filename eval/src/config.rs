@@ -2,8 +2,33 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use graft_compiler::ir::RelId;
+use graft_compiler::ir::{RelId, Value};
 use serde::Serialize;
+
+use crate::result::Fate;
+
+/// The fate of a message sent at `tick`, from the crash ticks of its sender and destination
+/// and whether an omission of this (different-node) channel is scheduled at `tick`: lost when
+/// the sender has crashed by `tick`, else when omitted, else (strict model) when the
+/// destination has crashed by `tick + 1`, the tick it would arrive.
+pub(crate) fn decide_fate(
+    sender_crash: Option<u64>,
+    dest_crash: Option<u64>,
+    omitted: bool,
+    crash_model: CrashModel,
+    tick: u64,
+) -> Fate {
+    if sender_crash.is_some_and(|crash| crash <= tick) {
+        Fate::SenderCrashed
+    } else if omitted {
+        Fate::Omitted
+    } else if crash_model == CrashModel::Strict && dest_crash.is_some_and(|crash| crash <= tick + 1)
+    {
+        Fate::ReceiverCrashed
+    } else {
+        Fate::Delivered
+    }
+}
 
 /// How crashed nodes behave.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -90,6 +115,28 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
+    /// What becomes of a message that `sender` sends to `dest` at `tick` under this
+    /// configuration's faults: the one definition every engine uses (`docs/semantics.md`).
+    /// Nodes are named by their location values; a value that is not a string is never
+    /// crashed and never loses messages by omission.
+    pub fn fate(&self, sender: &Value, dest: &Value, tick: u64) -> Fate {
+        let crash_of = |node: &Value| {
+            node.as_str()
+                .and_then(|name| self.crashes.get(name).copied())
+        };
+        let omitted = match (sender.as_str(), dest.as_str()) {
+            (Some(from), Some(to)) => self.drops.contains(&(from.to_owned(), to.to_owned(), tick)),
+            _ => false,
+        };
+        decide_fate(
+            crash_of(sender),
+            crash_of(dest),
+            sender != dest && omitted,
+            self.crash_model,
+            tick,
+        )
+    }
+
     /// A fault-free run of ticks `1..=eot`.
     pub fn with_eot(eot: u64) -> RunConfig {
         RunConfig {

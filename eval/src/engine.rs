@@ -392,6 +392,11 @@ impl Evaluator {
             tick += 1;
         }
         run.messages.sort();
+        if config.provenance {
+            // Fact ids in value order: what is read from the run does not depend on the order
+            // in which this evaluator found its facts, so every engine gives the same run.
+            run = run.into_canonical();
+        }
         Ok(run)
     }
 
@@ -927,18 +932,15 @@ impl RunContext<'_> {
             .is_some_and(|crash| *crash <= tick)
     }
 
+    /// [`RunConfig::fate`], with the schedule looked up in this run's hash maps.
     fn fate(&self, sender: &Value, dest: &Value, tick: u64) -> Fate {
-        if self.crashed_at(Some(sender), tick) {
-            Fate::SenderCrashed
-        } else if sender != dest && self.drops.contains(&(sender.clone(), dest.clone(), tick)) {
-            Fate::Omitted
-        } else if self.config.crash_model == CrashModel::Strict
-            && self.crashed_at(Some(dest), tick + 1)
-        {
-            Fate::ReceiverCrashed
-        } else {
-            Fate::Delivered
-        }
+        crate::config::decide_fate(
+            self.crashes.get(sender).copied(),
+            self.crashes.get(dest).copied(),
+            sender != dest && self.drops.contains(&(sender.clone(), dest.clone(), tick)),
+            self.config.crash_model,
+            tick,
+        )
     }
 }
 

@@ -29,7 +29,8 @@ pub use config::{CrashModel, EvalStrategy, Record, RunConfig};
 pub use engine::Evaluator;
 pub use render::{ShowSet, ShownFact, render_fact, render_text, shown_facts};
 pub use result::{
-    Absent, Derivation, FactRef, Fate, Message, Provenance, RuleFiring, Run, Stats, TickFacts,
+    Absent, Derivation, FactRef, Fate, Message, Provenance, RuleFiring, Run, RunParts, Stats,
+    TickFacts,
 };
 pub use store::Tuple;
 

@@ -208,3 +208,200 @@ impl Run {
             .map_or(&[], |provenance| provenance.derivations(fact))
     }
 }
+
+impl Derivation {
+    /// The same derivation with every fact it names renamed by `rename`.
+    fn renamed(self, rename: &impl Fn(FactRef) -> FactRef) -> Derivation {
+        let firing = |firing: RuleFiring| RuleFiring {
+            rule: firing.rule,
+            body: firing.body.into_iter().map(rename).collect(),
+            absent: firing.absent,
+        };
+        match self {
+            Derivation::Crash | Derivation::Given { .. } => self,
+            Derivation::Persisted { from } => Derivation::Persisted { from: rename(from) },
+            Derivation::Rule(rule) => Derivation::Rule(firing(rule)),
+            Derivation::Aggregate(rule) => {
+                // A group's facts are a set, kept sorted.
+                let mut renamed = firing(rule);
+                renamed.body.sort();
+                renamed.body.dedup();
+                Derivation::Aggregate(renamed)
+            }
+            Derivation::Next(rule) => Derivation::Next(firing(rule)),
+            Derivation::Message {
+                sender,
+                send_tick,
+                firing: rule,
+            } => Derivation::Message {
+                sender,
+                send_tick,
+                firing: firing(rule),
+            },
+        }
+    }
+}
+
+/// What [`Run::assemble`] builds a run from: the parts an engine other than the evaluator
+/// (the timely runtime) computes.
+#[derive(Clone, Debug, Default)]
+pub struct RunParts {
+    pub ticks_run: u64,
+    pub capped: bool,
+    /// The run's nodes, in any order.
+    pub nodes: Vec<Value>,
+    /// `facts[t - 1][rel]`: the distinct facts of `rel` at tick t, in any order.
+    pub facts: Vec<Vec<Vec<Tuple>>>,
+    /// Every message sent, in any order.
+    pub messages: Vec<Message>,
+    /// Record provenance: [`Run::set_derivations`] then fills it.
+    pub provenance: bool,
+    pub stats: Stats,
+}
+
+impl Run {
+    /// A run from parts computed elsewhere, in canonical form (see [`Run::into_canonical`]):
+    /// each tick's facts of a relation in value order, messages sorted. With provenance,
+    /// every fact starts with no derivation; [`Run::set_derivations`] gives them.
+    pub fn assemble(parts: RunParts) -> Run {
+        let mut nodes = parts.nodes;
+        nodes.sort();
+        nodes.dedup();
+        let mut messages = parts.messages;
+        messages.sort();
+        messages.dedup();
+        let mut ticks = Vec::with_capacity(parts.facts.len());
+        let mut derivations = Vec::with_capacity(parts.facts.len());
+        for (index, mut relations) in parts.facts.into_iter().enumerate() {
+            for list in &mut relations {
+                list.sort();
+                list.dedup();
+            }
+            let ids = parts.provenance.then(|| id_maps(&relations));
+            if parts.provenance {
+                derivations.push(
+                    relations
+                        .iter()
+                        .map(|list| vec![Vec::new(); list.len()])
+                        .collect(),
+                );
+            }
+            ticks.push(TickFacts {
+                tick: index as u64 + 1,
+                relations,
+                ids,
+            });
+        }
+        Run {
+            ticks_run: parts.ticks_run,
+            capped: parts.capped,
+            nodes,
+            ticks,
+            messages,
+            provenance: parts
+                .provenance
+                .then_some(Provenance { ticks: derivations }),
+            stats: parts.stats,
+        }
+    }
+
+    /// Gives `fact` its derivations (sorted, each once); ignored without provenance or for a
+    /// fact the run does not hold.
+    pub fn set_derivations(&mut self, fact: FactRef, mut derivations: Vec<Derivation>) {
+        derivations.sort();
+        derivations.dedup();
+        let Some(provenance) = self.provenance.as_mut() else {
+            return;
+        };
+        let slot = usize::try_from(fact.tick.saturating_sub(1))
+            .ok()
+            .filter(|_| fact.tick > 0)
+            .and_then(|index| provenance.ticks.get_mut(index))
+            .and_then(|relations| relations.get_mut(fact.rel.index()))
+            .and_then(|facts| facts.get_mut(fact.tuple as usize));
+        if let Some(slot) = slot {
+            *slot = derivations;
+        }
+    }
+
+    /// The same run in canonical form: every tick's facts of each relation in value order
+    /// (ids renumbered accordingly, in every derivation too) and every derivation list
+    /// sorted. Two engines that compute the same run give equal canonical runs, so that what
+    /// is read from a run (lineage, verdicts, derivation trees) does not depend on the order
+    /// in which an engine found its facts.
+    #[must_use]
+    pub fn into_canonical(mut self) -> Run {
+        // renames[t - 1][rel][old id] = new id.
+        let mut renames: Vec<Vec<Vec<u32>>> = Vec::with_capacity(self.ticks.len());
+        for tick in &mut self.ticks {
+            let mut per_relation = Vec::with_capacity(tick.relations.len());
+            for list in &mut tick.relations {
+                let mut order: Vec<u32> = (0..list.len())
+                    .map(|id| u32::try_from(id).unwrap_or(u32::MAX))
+                    .collect();
+                order.sort_by(|left, right| list[*left as usize].cmp(&list[*right as usize]));
+                let mut rename = vec![0_u32; list.len()];
+                for (new, old) in order.iter().enumerate() {
+                    rename[*old as usize] = u32::try_from(new).unwrap_or(u32::MAX);
+                }
+                let sorted: Vec<Tuple> = order
+                    .iter()
+                    .map(|old| list[*old as usize].clone())
+                    .collect();
+                *list = sorted;
+                per_relation.push(rename);
+            }
+            if tick.ids.is_some() {
+                tick.ids = Some(id_maps(&tick.relations));
+            }
+            renames.push(per_relation);
+        }
+        let rename = |fact: FactRef| -> FactRef {
+            let renamed = usize::try_from(fact.tick.saturating_sub(1))
+                .ok()
+                .filter(|_| fact.tick > 0)
+                .and_then(|index| renames.get(index))
+                .and_then(|relations| relations.get(fact.rel.index()))
+                .and_then(|ids| ids.get(fact.tuple as usize));
+            FactRef {
+                tuple: renamed.copied().unwrap_or(fact.tuple),
+                ..fact
+            }
+        };
+        if let Some(provenance) = self.provenance.as_mut() {
+            for (index, relations) in provenance.ticks.iter_mut().enumerate() {
+                for (rel, facts) in relations.iter_mut().enumerate() {
+                    let ids = renames.get(index).and_then(|relations| relations.get(rel));
+                    let mut renamed: Vec<Vec<Derivation>> = vec![Vec::new(); facts.len()];
+                    for (old, list) in std::mem::take(facts).into_iter().enumerate() {
+                        let new = ids
+                            .and_then(|ids| ids.get(old))
+                            .map_or(old, |new| *new as usize);
+                        let mut list: Vec<Derivation> =
+                            list.into_iter().map(|d| d.renamed(&rename)).collect();
+                        list.sort();
+                        list.dedup();
+                        if let Some(slot) = renamed.get_mut(new) {
+                            *slot = list;
+                        }
+                    }
+                    *facts = renamed;
+                }
+            }
+        }
+        self
+    }
+}
+
+/// Fact ids by value, for [`Run::find`].
+fn id_maps(relations: &[Vec<Tuple>]) -> Vec<FastMap<Tuple, u32>> {
+    relations
+        .iter()
+        .map(|list| {
+            list.iter()
+                .enumerate()
+                .map(|(id, tuple)| (tuple.clone(), u32::try_from(id).unwrap_or(u32::MAX)))
+                .collect()
+        })
+        .collect()
+}

@@ -19,6 +19,7 @@ mod cluster;
 mod local;
 mod lower;
 mod plan;
+mod trace;
 mod value;
 
 use std::cell::RefCell;
@@ -111,6 +112,16 @@ struct GivenFact<'a> {
     rel: RelId,
     values: &'a [Value],
     tick: u64,
+    span: graft_language::span::Span,
+}
+
+/// A run ready to execute: its plan, the interner its rows use, and what the results are
+/// read with.
+struct Prepared<'a> {
+    given: Vec<GivenFact<'a>>,
+    nodes: BTreeSet<Value>,
+    interner: Interner,
+    plan: Arc<RunPlan>,
 }
 
 impl Runtime {
@@ -213,6 +224,7 @@ impl Runtime {
                     rel: fact.rel,
                     values: &fact.values,
                     tick: fact.tick,
+                    span: fact.span,
                 })
             })
             .collect()
@@ -250,6 +262,84 @@ impl Runtime {
         show: &ShowSet,
         execution: &Execution,
     ) -> Result<Option<RunOutput>, RuntimeError> {
+        let shown: Vec<RelId> = show.relations(&self.program).into_iter().collect();
+        let prepared = self.prepare(config, facts, shown.clone(), false)?;
+        let Some(gathered) = self.execute(&prepared, self.is_local(show), execution)? else {
+            return Ok(None);
+        };
+        let (ticks_run, capped) = self.ticks_run(config, &prepared.given, &gathered.changes);
+        let facts = self.shown_facts(&prepared.interner, &shown, gathered.updates, ticks_run);
+        Ok(Some(RunOutput {
+            ticks_run,
+            capped,
+            facts,
+        }))
+    }
+
+    /// Runs the program as [`run`](Runtime::run) does, recording what the reference
+    /// evaluator records with provenance: every relation's facts at every tick, every message
+    /// with its fate, and every derivation of every fact. The result is the canonical
+    /// [`graft_eval::Run`] (facts of a tick in value order), equal to the reference's for the
+    /// same program, facts and configuration, so that `graft explain` and `graft verify` read
+    /// it as they read the reference's. Traced runs use the dataflow lowering. `None` on the
+    /// processes of a cluster other than process 0.
+    pub fn run_traced(
+        &self,
+        config: &RunConfig,
+        facts: &[ir::Fact],
+        execution: &Execution,
+    ) -> Result<Option<graft_eval::Run>, RuntimeError> {
+        let every: Vec<RelId> = self
+            .program
+            .relations
+            .iter()
+            .map(|relation| relation.id)
+            .collect();
+        let prepared = self.prepare(config, facts, every, true)?;
+        let Some(gathered) = self.execute(&prepared, false, execution)? else {
+            return Ok(None);
+        };
+        let (ticks_run, capped) = self.ticks_run(config, &prepared.given, &gathered.changes);
+        let value_tuple = |values: &[Value]| -> graft_eval::Tuple { values.to_vec().into() };
+        let inputs = trace::TraceInputs {
+            program: &self.program,
+            rules: &prepared.plan.rules,
+            interner: &prepared.interner,
+            config,
+            given: prepared
+                .given
+                .iter()
+                .map(|fact| (fact.rel, value_tuple(fact.values), fact.tick, fact.span))
+                .collect(),
+            crash_facts: prepared
+                .plan
+                .crash_facts
+                .iter()
+                .map(|(rel, row)| {
+                    let values: Vec<Value> =
+                        row.iter().map(|val| prepared.interner.value(val)).collect();
+                    (*rel, values.into())
+                })
+                .collect(),
+            nodes: prepared.nodes.iter().cloned().collect(),
+            ticks_run,
+            capped,
+        };
+        Ok(Some(trace::assemble(
+            &inputs,
+            gathered.updates,
+            gathered.bindings,
+        )))
+    }
+
+    /// The plan of a run showing `shown`; `trace` compiles the rules with witnesses.
+    fn prepare<'a>(
+        &'a self,
+        config: &RunConfig,
+        facts: &'a [ir::Fact],
+        shown: Vec<RelId>,
+        trace: bool,
+    ) -> Result<Prepared<'a>, RuntimeError> {
         let given = self.given(facts)?;
         let nodes = self.nodes(config, &given);
         let mut strings = BTreeSet::new();
@@ -267,7 +357,11 @@ impl Runtime {
             strings.insert(Arc::from(to.as_str()));
         }
         let interner = Interner::new(strings);
-        let rules = plan::compile_rules(&self.program, &interner)?;
+        let rules = if trace {
+            plan::compile_rules_traced(&self.program, &interner)?
+        } else {
+            plan::compile_rules(&self.program, &interner)?
+        };
         let components = plan::components(&self.program, &rules);
         let relations = self.program.relations.len();
         let tables: Vec<bool> = self
@@ -334,8 +428,7 @@ impl Runtime {
                 Some((Row::from_vals(&[Val::Str(from), Val::Str(to)]), *tick))
             })
             .collect();
-        let shown: Vec<RelId> = show.relations(&self.program).into_iter().collect();
-        let run_plan = Arc::new(RunPlan {
+        let plan = Arc::new(RunPlan {
             relations,
             rules,
             components,
@@ -347,9 +440,26 @@ impl Runtime {
             drops,
             strict: config.crash_model == CrashModel::Strict,
             horizon,
-            shown: shown.clone(),
+            shown,
+            trace,
         });
-        let use_local = self.is_local(show);
+        Ok(Prepared {
+            given,
+            nodes,
+            interner,
+            plan,
+        })
+    }
+
+    /// Runs a prepared plan on the workers (the node-local engine when `use_local`); what
+    /// worker 0 gathered, on process 0.
+    fn execute(
+        &self,
+        prepared: &Prepared<'_>,
+        use_local: bool,
+        execution: &Execution,
+    ) -> Result<Option<Gathered>, RuntimeError> {
+        let run_plan = Arc::clone(&prepared.plan);
         let results = cluster::execute(execution, move |worker| {
             let gathered = Rc::new(RefCell::new(Gathered::default()));
             let plan = Arc::clone(&run_plan);
@@ -361,21 +471,9 @@ impl Runtime {
             while worker.has_dataflows() {
                 worker.step_or_park(None);
             }
-            (worker.index() == 0).then(|| {
-                let gathered = gathered.take();
-                (gathered.changes, gathered.updates)
-            })
+            (worker.index() == 0).then(|| gathered.take())
         })?;
-        let Some((changes, updates)) = results.into_iter().flatten().next() else {
-            return Ok(None);
-        };
-        let (ticks_run, capped) = self.ticks_run(config, &given, &changes);
-        let facts = self.shown_facts(&interner, &shown, updates, ticks_run);
-        Ok(Some(RunOutput {
-            ticks_run,
-            capped,
-            facts,
-        }))
+        Ok(results.into_iter().flatten().next())
     }
 
     /// The run's length, by the reference's rule: with `eot`, `eot`; otherwise the first tick

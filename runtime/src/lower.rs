@@ -93,6 +93,10 @@ pub(crate) struct RunPlan {
     pub horizon: u64,
     /// Relations whose contents are gathered for output, by [`RelId`] index.
     pub shown: Vec<RelId>,
+    /// A traced run: worker 0 also gathers every rule's bindings (the rules are compiled with
+    /// witnesses, see [`crate::plan::compile_rules_traced`]), from which the run's provenance
+    /// and message log are built (`trace.rs`).
+    pub trace: bool,
 }
 
 /// What worker 0 gathers while the dataflow runs.
@@ -102,6 +106,8 @@ pub(crate) struct Gathered {
     pub changes: BTreeSet<u64>,
     /// Updates of the shown relations: ((relation index, row), tick, diff).
     pub updates: Vec<((u32, Row), u64, isize)>,
+    /// In a traced run, updates of every rule's bindings: ((rule index, binding), tick, diff).
+    pub bindings: Vec<((u32, Row), u64, isize)>,
 }
 
 /// The collections of one scope: relations, and caches of what rules read from them.
@@ -113,6 +119,8 @@ struct Env<'s, T: TickTime> {
     pinned: HashMap<(RelId, u64), Coll<'s, T>>,
     /// Nodes from their crash tick on, when rules must not fire at crashed nodes (strict).
     down: Option<Coll<'s, T>>,
+    /// In a traced run, every rule's bindings built so far, each tagged with its rule index.
+    traced: Option<Vec<Coll<'s, T>>>,
 }
 
 fn empty_collection<'s, T: TickTime>(scope: Scope<'s, T>) -> Coll<'s, T> {
@@ -135,6 +143,7 @@ impl<'s, T: TickTime> Env<'s, T> {
             projected: HashMap::new(),
             pinned: HashMap::new(),
             down: None,
+            traced: None,
         }
     }
 
@@ -286,9 +295,25 @@ impl<'s, T: TickTime> Env<'s, T> {
             .flat_map(move |row| atom.start(&constants, &row, slots))
     }
 
-    /// The heads a rule derives: one per binding, or one per group for an aggregate.
-    fn heads(&mut self, rule: &RulePlan) -> Coll<'s, T> {
+    /// The bindings of the rule at `index` of the plan; in a traced run also kept, tagged
+    /// with the index, for worker 0.
+    fn traced_bindings(&mut self, index: usize, rule: &RulePlan) -> Coll<'s, T> {
         let bindings = self.bindings(rule);
+        if let Some(traced) = self.traced.as_mut() {
+            let tag = Val::Int(i64::try_from(index).unwrap_or(i64::MAX));
+            traced.push(
+                bindings
+                    .clone()
+                    .map(move |binding| std::iter::once(tag).chain(binding.iter()).collect()),
+            );
+        }
+        bindings
+    }
+
+    /// The heads the rule at `index` derives: one per binding, or one per group for an
+    /// aggregate.
+    fn heads(&mut self, index: usize, rule: &RulePlan) -> Coll<'s, T> {
+        let bindings = self.traced_bindings(index, rule);
         let head = rule.head.clone();
         let Some(aggregate) = rule.aggregate.clone() else {
             return bindings.flat_map(move |binding| Expr::eval_all(&head, &binding));
@@ -330,6 +355,9 @@ pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<Ref
     let peers = scope.peers();
     let horizon = plan.horizon;
     let mut env: Env<'s, u64> = Env::new(scope, plan.relations);
+    if plan.trace {
+        env.traced = Some(Vec::new());
+    }
 
     // Time-varying conditions.
     let down = (!plan.down.is_empty()).then(|| {
@@ -407,20 +435,20 @@ pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<Ref
     // Temporal rules: what each relation's variable carries into the next tick.
     let mut carried: Vec<Vec<Coll<'s, u64>>> = vec![Vec::new(); plan.relations];
     let mut deleted: Vec<Vec<Coll<'s, u64>>> = vec![Vec::new(); plan.relations];
-    for rule in &plan.rules {
+    for (index, rule) in plan.rules.iter().enumerate() {
         let target = rule.head_rel.index();
         match rule.kind {
             RuleKind::Deductive => {}
             RuleKind::Next => {
-                let heads = env.heads(rule);
+                let heads = env.heads(index, rule);
                 carried[target].push(heads);
             }
             RuleKind::Delete => {
-                let heads = env.heads(rule);
+                let heads = env.heads(index, rule);
                 deleted[target].push(heads);
             }
             RuleKind::Async => {
-                let messages = messages(&mut env, rule, down.clone(), dropped.clone());
+                let messages = messages(&mut env, index, rule, down.clone(), dropped.clone());
                 carried[target].push(messages);
             }
         }
@@ -482,6 +510,28 @@ pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<Ref
             });
         },
     );
+    if let Some(traced) = env.traced.take().filter(|traced| !traced.is_empty()) {
+        let sink = Rc::clone(gathered);
+        differential_dataflow::collection::concatenate(scope, traced)
+            .inner
+            .sink(
+                Exchange::new(|_: &(Row, u64, isize)| 0_u64),
+                "GatherBindings",
+                move |(input, _frontier)| {
+                    input.for_each(|_capability, data| {
+                        let mut gathered = sink.borrow_mut();
+                        for (tagged, time, diff) in data.drain(..) {
+                            let Some(Val::Int(tag)) = tagged.get(0) else {
+                                continue;
+                            };
+                            let binding: Row = tagged.iter().skip(1).collect();
+                            let tag = u32::try_from(tag).unwrap_or(u32::MAX);
+                            gathered.bindings.push(((tag, binding), time, diff));
+                        }
+                    });
+                },
+            );
+    }
     if plan.shown.is_empty() {
         return;
     }
@@ -524,11 +574,12 @@ pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<Ref
 /// destination is scheduled at the send tick.
 fn messages<'s>(
     env: &mut Env<'s, u64>,
+    index: usize,
     rule: &RulePlan,
     down: Option<Coll<'s, u64>>,
     dropped: Option<Coll<'s, u64>>,
 ) -> Coll<'s, u64> {
-    let bindings = env.bindings(rule);
+    let bindings = env.traced_bindings(index, rule);
     let head = rule.head.clone();
     let location = rule.location;
     let mut sent = bindings.flat_map(move |binding| {
@@ -560,7 +611,7 @@ fn build_component<'s>(env: &mut Env<'s, u64>, plan: &RunPlan, component: &Compo
     let mut any_rule = false;
     for index in &component.aggregates {
         let rule = &plan.rules[*index];
-        let heads = env.heads(rule);
+        let heads = env.heads(*index, rule);
         seeds.entry(rule.head_rel).or_default().push(heads);
         any_rule = true;
     }
@@ -572,7 +623,7 @@ fn build_component<'s>(env: &mut Env<'s, u64>, plan: &RunPlan, component: &Compo
         let mut parts = seeds;
         for index in &component.rules {
             let rule = &plan.rules[*index];
-            let heads = env.heads(rule);
+            let heads = env.heads(*index, rule);
             parts.entry(rule.head_rel).or_default().push(heads);
         }
         for (rel, list) in parts {
@@ -594,6 +645,7 @@ fn build_component<'s>(env: &mut Env<'s, u64>, plan: &RunPlan, component: &Compo
     let outer_rels: Vec<(RelId, Coll<'s, u64>)> =
         reads.iter().map(|rel| (*rel, env.relation(*rel))).collect();
     let outer_down = env.down.clone();
+    let traced = env.traced.is_some();
     let seed_list: Vec<(RelId, Coll<'s, u64>)> = members
         .iter()
         .map(|rel| {
@@ -606,8 +658,11 @@ fn build_component<'s>(env: &mut Env<'s, u64>, plan: &RunPlan, component: &Compo
             (*rel, seed)
         })
         .collect();
-    let results: Vec<(RelId, Coll<'s, u64>)> = scope.iterative::<u64, _, _>(|inner| {
+    let (results, inner_traced) = scope.iterative::<u64, _, _>(|inner| {
         let mut inner_env: Env<'_, Product<u64, u64>> = Env::new(inner, plan.relations);
+        if traced {
+            inner_env.traced = Some(Vec::new());
+        }
         for (rel, collection) in outer_rels {
             inner_env.rels[rel.index()] = Some(collection.enter(inner));
         }
@@ -627,7 +682,7 @@ fn build_component<'s>(env: &mut Env<'s, u64>, plan: &RunPlan, component: &Compo
         }
         for index in &component.rules {
             let rule = &plan.rules[*index];
-            let heads = inner_env.heads(rule);
+            let heads = inner_env.heads(*index, rule);
             parts.entry(rule.head_rel).or_default().push(heads);
         }
         let mut results = Vec::new();
@@ -637,8 +692,20 @@ fn build_component<'s>(env: &mut Env<'s, u64>, plan: &RunPlan, component: &Compo
             variable.set(next.clone());
             results.push((rel, next.leave(scope)));
         }
-        results
+        // The bindings at a tick are those of the iteration's fixpoint: leaving the scope
+        // sums their changes over the iterations.
+        let inner_traced: Vec<Coll<'s, u64>> = inner_env
+            .traced
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|bindings| bindings.leave(scope))
+            .collect();
+        (results, inner_traced)
     });
+    if let Some(traced) = env.traced.as_mut() {
+        traced.extend(inner_traced);
+    }
     for (rel, contents) in results {
         env.rels[rel.index()] = Some(contents);
     }

@@ -190,6 +190,20 @@ pub(crate) struct RulePlan {
     pub steps: Vec<Step>,
     pub head: Vec<Expr>,
     pub aggregate: Option<AggregatePlan>,
+    /// How to name a binding's body facts, for traced runs (compiled with witnesses only).
+    pub firing: Option<FiringPlan>,
+}
+
+/// What a traced run needs to name the facts of one firing from its binding: every column of
+/// every positive atom is an expression over the binding (a wildcard reads the hidden slot
+/// that the atom binds in a traced compilation), and every negated atom's pattern too.
+#[derive(Clone, Debug)]
+pub(crate) struct FiringPlan {
+    /// The positive atoms in body order: relation, pinned tick, one expression per column.
+    pub positives: Vec<(RelId, Option<u64>, Vec<Expr>)>,
+    /// The negated atoms in body order: relation, pinned tick, and per column an expression
+    /// (`None` for a wildcard).
+    pub negated: Vec<(RelId, Option<u64>, Vec<Option<Expr>>)>,
 }
 
 impl RulePlan {
@@ -227,7 +241,21 @@ pub(crate) fn compile_rules(
     program
         .rules
         .iter()
-        .map(|rule| compile_rule(rule, interner))
+        .map(|rule| compile_rule(rule, interner, false))
+        .collect()
+}
+
+/// Compiles every rule for a traced run: each wildcard of a positive atom binds a hidden slot
+/// (a *witness*), so that a binding names every body fact, and each plan has its
+/// [`FiringPlan`]. The bindings are then one per set of body facts; the heads are the same.
+pub(crate) fn compile_rules_traced(
+    program: &ir::Program,
+    interner: &Interner,
+) -> Result<Vec<RulePlan>, RuntimeError> {
+    program
+        .rules
+        .iter()
+        .map(|rule| compile_rule(rule, interner, true))
         .collect()
 }
 
@@ -272,17 +300,26 @@ impl Pending<'_> {
     }
 }
 
-fn compile_rule(rule: &ir::Rule, interner: &Interner) -> Result<RulePlan, RuntimeError> {
+fn compile_rule(
+    rule: &ir::Rule,
+    interner: &Interner,
+    witness: bool,
+) -> Result<RulePlan, RuntimeError> {
     let unbound = RuntimeError::UnboundVariable { rule: rule.id };
     let var_count = rule.var_names.len();
     let mut bound = vec![false; var_count];
     let mut hidden = 0_usize;
-    let mut remaining: Vec<&ir::Atom> = Vec::new();
+    let mut remaining: Vec<(usize, &ir::Atom)> = Vec::new();
     let mut pending: Vec<Pending<'_>> = Vec::new();
+    // Per positive atom (body order): the witness slot of each wildcard column.
+    let mut witnesses: Vec<Vec<(usize, usize)>> = Vec::new();
     for literal in &rule.body {
         match literal {
             ir::Literal::Atom(atom) if atom.negated => pending.push(Pending::Negated(atom)),
-            ir::Literal::Atom(atom) => remaining.push(atom),
+            ir::Literal::Atom(atom) => {
+                remaining.push((witnesses.len(), atom));
+                witnesses.push(Vec::new());
+            }
             ir::Literal::Compare(comparison) => pending.push(Pending::Compare(
                 comparison.op,
                 comparison.lhs.clone(),
@@ -309,19 +346,21 @@ fn compile_rule(rule: &ir::Rule, interner: &Interner) -> Result<RulePlan, Runtim
         let best = remaining
             .iter()
             .enumerate()
-            .max_by_key(|(position, atom)| {
+            .max_by_key(|(position, (_, atom))| {
                 (atom.bound_columns(&bound), std::cmp::Reverse(*position))
             })
             .map_or(0, |(position, _)| position);
-        let atom = remaining.remove(best);
-        let placed = place_atom(
+        let (ordinal, atom) = remaining.remove(best);
+        let (placed, witnessed) = place_atom(
             atom,
             &mut bound,
             &mut hidden,
             var_count,
             &mut pending,
             interner,
+            witness,
         );
+        witnesses[ordinal] = witnessed;
         match first {
             None => first = Some(placed),
             Some(_) => steps.push(Step::Join(placed)),
@@ -353,6 +392,7 @@ fn compile_rule(rule: &ir::Rule, interner: &Interner) -> Result<RulePlan, Runtim
     {
         return Err(unbound);
     }
+    let firing = witness.then(|| firing_plan(rule, &witnesses, interner));
     Ok(RulePlan {
         kind: rule.kind,
         head_rel: rule.head.rel,
@@ -367,9 +407,50 @@ fn compile_rule(rule: &ir::Rule, interner: &Interner) -> Result<RulePlan, Runtim
             .map(|term| Expr::of(term, interner))
             .collect(),
         aggregate,
+        firing,
     })
 }
 
+/// The [`FiringPlan`] of a rule compiled with `witnesses` (per positive atom in body order,
+/// the slot of each wildcard column).
+fn firing_plan(
+    rule: &ir::Rule,
+    witnesses: &[Vec<(usize, usize)>],
+    interner: &Interner,
+) -> FiringPlan {
+    let mut positives = Vec::new();
+    let mut negated = Vec::new();
+    for (_, atom) in rule.atoms() {
+        if atom.negated {
+            let pattern = atom
+                .args
+                .iter()
+                .map(|arg| (!matches!(arg, Term::Wildcard)).then(|| Expr::of(arg, interner)))
+                .collect();
+            negated.push((atom.rel, atom.tick, pattern));
+            continue;
+        }
+        let witnessed = witnesses
+            .get(positives.len())
+            .map_or(&[][..], Vec::as_slice);
+        let columns = atom
+            .args
+            .iter()
+            .enumerate()
+            .map(
+                |(column, arg)| match witnessed.iter().find(|(at, _)| *at == column) {
+                    Some((_, slot)) => Expr::Slot(*slot),
+                    None => Expr::of(arg, interner),
+                },
+            )
+            .collect();
+        positives.push((atom.rel, atom.tick, columns));
+    }
+    FiringPlan { positives, negated }
+}
+
+/// Places a positive atom after the steps so far. With `witness`, each wildcard column binds
+/// a fresh hidden slot; those (column, slot) pairs are returned with the plan.
 fn place_atom<'a>(
     atom: &'a ir::Atom,
     bound: &mut Vec<bool>,
@@ -377,13 +458,21 @@ fn place_atom<'a>(
     var_count: usize,
     pending: &mut Vec<Pending<'a>>,
     interner: &Interner,
-) -> AtomPlan {
+    witness: bool,
+) -> (AtomPlan, Vec<(usize, usize)>) {
     let mut key_columns = Vec::new();
     let mut key = Vec::new();
     let mut bind: Vec<(usize, usize)> = Vec::new();
     let mut check = Vec::new();
+    let mut witnessed = Vec::new();
     for (column, arg) in atom.args.iter().enumerate() {
         match arg {
+            Term::Wildcard if witness => {
+                let slot = var_count + *hidden;
+                *hidden += 1;
+                bind.push((column, slot));
+                witnessed.push((column, slot));
+            }
             Term::Wildcard => {}
             Term::Var(var) if !bound.get(var.index()).copied().unwrap_or(false) => {
                 if let Some((_, slot)) = bind.iter().find(|(_, slot)| *slot == var.index()) {
@@ -415,14 +504,15 @@ fn place_atom<'a>(
         }
         bound[*slot] = true;
     }
-    AtomPlan {
+    let plan = AtomPlan {
         rel: atom.rel,
         pinned: atom.tick,
         key_columns,
         key,
         bind,
         check,
-    }
+    };
+    (plan, witnessed)
 }
 
 /// The components of the same-tick graph in topological order (every relation a component

@@ -6,6 +6,8 @@
     reason = "each test file uses a different subset of the helpers"
 )]
 
+pub mod cases;
+
 use std::path::{Path, PathBuf};
 
 use graft_compiler::Checked;
@@ -200,6 +202,100 @@ pub fn compare(
                 run.ticks_run, run.capped, output.ticks_run, output.capped
             ));
         }
+    }
+    Ok(compared)
+}
+
+/// Runs the reference with provenance and the runtime's traced run on `workers` workers, and
+/// compares what `graft explain` and `graft verify` read: the run's length, nodes, every
+/// tick's facts, the message log with fates, and every fact's derivations (both runs are
+/// canonical: a fact's id is its rank in value order, so derivations compare by value).
+/// `Ok` holds the number of derivations compared; `Err` the first difference.
+pub fn compare_traced(
+    loaded: &Loaded,
+    config: &RunConfig,
+    workers: usize,
+) -> Result<usize, String> {
+    let evaluator = Evaluator::new(&loaded.checked).map_err(|error| error.to_string())?;
+    let mut reference_config = config.clone();
+    reference_config.provenance = true;
+    let expected = evaluator
+        .run(&reference_config, &loaded.facts)
+        .map_err(|error| format!("reference: {error}"))?;
+    let runtime = Runtime::new(&loaded.checked).map_err(|error| format!("timely: {error}"))?;
+    let execution = Execution {
+        workers,
+        cluster: None,
+    };
+    let actual = runtime
+        .run_traced(config, &loaded.facts, &execution)
+        .map_err(|error| format!("timely: {error}"))?
+        .ok_or("timely: no output on process 0")?;
+    let program = &loaded.checked.program;
+    if (expected.ticks_run, expected.capped) != (actual.ticks_run, actual.capped) {
+        return Err(format!(
+            "ticks run: reference {} (capped {}), timely {} (capped {})",
+            expected.ticks_run, expected.capped, actual.ticks_run, actual.capped
+        ));
+    }
+    if expected.nodes != actual.nodes {
+        return Err(format!(
+            "nodes: reference {:?}, timely {:?}",
+            expected.nodes, actual.nodes
+        ));
+    }
+    let mut compared = 0;
+    for tick in 1..=expected.ticks_run {
+        for relation in &program.relations {
+            let (left, right) = (
+                expected.facts(tick, relation.id),
+                actual.facts(tick, relation.id),
+            );
+            if left != right {
+                let render = |facts: &[graft_eval::Tuple]| {
+                    facts
+                        .iter()
+                        .map(|tuple| render_fact(&relation.name, tuple, tick))
+                        .collect::<Vec<_>>()
+                };
+                return Err(format!(
+                    "facts of `{}` at tick {tick}:\n  reference: {:?}\n  timely:    {:?}",
+                    relation.name,
+                    render(left),
+                    render(right)
+                ));
+            }
+            for (id, tuple) in left.iter().enumerate() {
+                let fact = graft_eval::FactRef {
+                    tick,
+                    rel: relation.id,
+                    tuple: u32::try_from(id).unwrap_or(u32::MAX),
+                };
+                let (left, right) = (expected.derivations(fact), actual.derivations(fact));
+                if left != right {
+                    return Err(format!(
+                        "derivations of {}\n  reference: {left:?}\n  timely:    {right:?}",
+                        render_fact(&relation.name, tuple, tick)
+                    ));
+                }
+                compared += left.len();
+            }
+        }
+    }
+    if expected.messages != actual.messages {
+        let first = expected
+            .messages
+            .iter()
+            .zip(&actual.messages)
+            .position(|(left, right)| left != right)
+            .unwrap_or(expected.messages.len().min(actual.messages.len()));
+        return Err(format!(
+            "message logs differ at entry {first} ({} messages expected, {} found):\n  reference: {:?}\n  timely:    {:?}",
+            expected.messages.len(),
+            actual.messages.len(),
+            expected.messages.get(first),
+            actual.messages.get(first)
+        ));
     }
     Ok(compared)
 }
