@@ -63,7 +63,46 @@ pre(N, P, M) :- log(N, M), node(N, P), notin crash(N, N, _), notin crash(N, P, _
 post(N, P, M) :- log(N, M), node(N, P), log(P, M);
 "#;
 
-fn verifier(text: &str, nodes: &[&str], exact: bool, bounds: Bounds) -> Verifier {
+/// A coordinator c precommits transaction t at agents p and q, waits for their
+/// acknowledgements until tick 3 and decides there: commit when both acknowledged, abort
+/// otherwise; it tells the agents. A precommitted agent that hears nothing by tick 5 commits
+/// on its own. With one crash it is correct. With two, an agent crashed at tick 2 loses its
+/// acknowledgement, so c decides abort at tick 3, and c crashed at tick 3 loses the abort it
+/// sends then; in Molly's crash model a crashed node still derives locally, so c's abort
+/// stands while both agents commit at tick 5. (The same schedule shape as Molly's 3PC
+/// under two crashes; see docs/verification.md.)
+const MUTE_COORDINATOR: &str = r#"
+agent("c", "p")@1;
+agent("c", "q")@1;
+begin("c", "t")@1;
+agent(C, A)@next :- agent(C, A);
+precommit(A, C, X)@async :- begin(C, X), agent(C, A);
+ack(C, A, X)@async :- precommit(A, C, X);
+acked(C, A, X) :- ack(C, A, X);
+acked(C, A, X)@next :- acked(C, A, X);
+waiting(C, X, 2)@next :- begin(C, X);
+waiting(C, X, N - 1)@next :- waiting(C, X, N), N > 1;
+deadline(C, X) :- waiting(C, X, 1);
+unacked(C, X) :- deadline(C, X), agent(C, A), notin acked(C, A, X);
+abort(C, X) :- unacked(C, X);
+commit(C, X) :- deadline(C, X), notin unacked(C, X);
+abort(A, X)@async :- abort(C, X), agent(C, A);
+commit(A, X)@async :- commit(C, X), agent(C, A);
+precommitted(A, C, X) :- precommit(A, C, X);
+precommitted(A, C, X)@next :- precommitted(A, C, X);
+patience(A, X, 3)@next :- precommit(A, _, X);
+patience(A, X, N - 1)@next :- patience(A, X, N), N > 1;
+commit(A, X) :- patience(A, X, 1), precommitted(A, _, X), notin abort(A, X);
+abort(N, X)@next :- abort(N, X);
+commit(N, X)@next :- commit(N, X);
+decision(N, X, "commit") :- commit(N, X);
+decision(N, X, "abort") :- abort(N, X);
+split(X) :- decision(_, X, V), decision(_, X, W), V != W;
+pre("agree", X) :- decision(_, X, _);
+post("agree", X) :- decision(_, X, _), notin split(X);
+"#;
+
+fn checked(text: &str) -> graft_compiler::Checked {
     let mut read = |_: &str| Ok::<String, String>(text.to_string());
     let loaded = graft_language::loader::load_program(&["test.ded".to_string()], &mut read);
     assert!(
@@ -72,6 +111,11 @@ fn verifier(text: &str, nodes: &[&str], exact: bool, bounds: Bounds) -> Verifier
     );
     let checked = graft_compiler::check(&loaded.sources, &loaded.files);
     assert!(!checked.has_errors(), "the test program does not check");
+    checked
+}
+
+fn verifier(text: &str, nodes: &[&str], exact: bool, bounds: Bounds) -> Verifier {
+    let checked = checked(text);
     let nodes: BTreeSet<String> = nodes.iter().map(|node| (*node).to_string()).collect();
     let made = if exact {
         Verifier::with_exact_nodes(&checked, Vec::new(), nodes, bounds)
@@ -82,20 +126,30 @@ fn verifier(text: &str, nodes: &[&str], exact: bool, bounds: Bounds) -> Verifier
 }
 
 /// Every schedule within the bounds (omissions between nodes at ticks before EFF, at most
-/// one crash), up to omissions of messages that are not sent: tick by tick, every subset of
-/// the channels the run so far uses at that tick. Returns the first that violates the
-/// specification, and the number of runs.
+/// `crashes` crashed nodes), up to omissions of messages that are not sent: tick by tick,
+/// every subset of the channels the run so far uses at that tick. Returns the first that
+/// violates the specification, and the number of runs.
 fn exhaustive(verifier: &Verifier) -> (Option<FaultSet>, usize) {
     let bounds = verifier.bounds;
     let nodes = verifier.nodes().to_vec();
-    assert!(bounds.crashes <= 1, "one crash at most");
+    // Every set of at most `crashes` nodes, each crashed at some tick of 1..=EOT.
     let mut crashes: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new()];
-    if bounds.crashes == 1 {
-        for node in &nodes {
-            for tick in 1..=bounds.eot {
-                crashes.push(BTreeMap::from([(node.clone(), tick)]));
+    let mut frontier = crashes.clone();
+    for _ in 0..bounds.crashes {
+        let mut larger = Vec::new();
+        for crash in &frontier {
+            // Only nodes after those already crashed, so that each set is made once.
+            let last = crash.keys().next_back();
+            for node in nodes.iter().filter(|node| Some(*node) > last) {
+                for tick in 1..=bounds.eot {
+                    let mut extended = crash.clone();
+                    extended.insert(node.clone(), tick);
+                    larger.push(extended);
+                }
             }
         }
+        crashes.extend(larger.iter().cloned());
+        frontier = larger;
     }
     let mut runs = 0;
     for crash in crashes {
@@ -289,6 +343,115 @@ fn ldfi_agrees_with_exhaustive_search() {
             "retry Certified",
             "retry Counterexample"
         ]
+    );
+}
+
+/// The decisions of `run` at `tick`, as `node=decision`, sorted.
+fn decisions(
+    run: &graft_eval::Run,
+    program: &graft_compiler::ir::Program,
+    tick: u64,
+) -> Vec<String> {
+    let decision = program
+        .relation_by_name("decision")
+        .expect("a decision relation");
+    let mut decisions: Vec<String> = run
+        .facts(tick, decision)
+        .iter()
+        .map(|fact| format!("{}={}", fact[0], fact[2]))
+        .collect();
+    decisions.sort();
+    decisions
+}
+
+#[test]
+fn a_coordinator_crashed_as_it_decides_still_decides() {
+    let bounds = |crashes| Bounds {
+        eot: 6,
+        eff: 0,
+        crashes,
+    };
+    let nodes = ["c", "p", "q"];
+    // Correct under one crash; LDFI and the enumeration of every schedule agree.
+    for crashes in [1, 2] {
+        let verifier = verifier(MUTE_COORDINATOR, &nodes, true, bounds(crashes));
+        let (truth, _) = exhaustive(&verifier);
+        let search = verifier
+            .ldfi(&SearchOptions::default(), &mut |_| {})
+            .expect("search");
+        let expected = if crashes == 1 {
+            Verdict::Certified
+        } else {
+            Verdict::Counterexample
+        };
+        assert_eq!(search.verdict, expected, "{crashes} crashes");
+        assert_eq!(
+            truth.is_some(),
+            crashes == 2,
+            "{crashes} crashes: {truth:?}"
+        );
+    }
+    let verifier = verifier(MUTE_COORDINATOR, &nodes, true, bounds(2));
+    let search = verifier
+        .ldfi(&SearchOptions::default(), &mut |_| {})
+        .expect("search");
+    let found = &search.counterexamples[0].execution;
+    assert_eq!(found.faults.to_string(), "crash c@3, crash p@2");
+    let violations: Vec<String> = found
+        .violations
+        .iter()
+        .map(|violation| format!("{} at {}", violation.text, violation.tick))
+        .collect();
+    assert_eq!(violations, [r#"post("agree", "t") at 6"#]);
+    // The search got there by extending a good run: p's crash alone makes c abort, and the
+    // abort reaches both agents. Only the lineage of `split` appearing (why-not provenance)
+    // points at c's abort messages.
+    let good_first: Vec<String> = search
+        .log
+        .iter()
+        .take_while(|record| record.violations.is_empty())
+        .map(|record| {
+            record
+                .crashes
+                .iter()
+                .map(|crash| format!("{}@{}", crash.node, crash.tick))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    assert!(good_first.contains(&"p@2".to_string()), "{good_first:?}");
+    // In Molly's crash model the crashed coordinator still derives its abort (its own state
+    // carries on; only its messages from tick 3 on are lost), so it counts as a decision.
+    let program = verifier.program();
+    assert_eq!(
+        decisions(&found.run, program, 6),
+        [r#""c"="abort""#, r#""p"="commit""#, r#""q"="commit""#]
+    );
+    // A crash one tick later lets the abort out: both agents abort.
+    let later = FaultSet {
+        drops: BTreeSet::new(),
+        crashes: BTreeMap::from([("c".to_string(), 4), ("p".to_string(), 2)]),
+    };
+    let run = verifier.execute(&later).expect("run");
+    assert!(run.violations.is_empty());
+    assert_eq!(
+        decisions(&run.run, program, 6),
+        [r#""c"="abort""#, r#""p"="abort""#, r#""q"="abort""#]
+    );
+    // Under the strict crash model the coordinator holds nothing from its crash on: it never
+    // decides, and the agents' commits agree.
+    let evaluator = graft_eval::Evaluator::new(&checked(MUTE_COORDINATOR)).expect("evaluator");
+    let config = graft_eval::RunConfig {
+        exact_nodes: true,
+        extra_nodes: nodes.iter().map(|node| (*node).to_string()).collect(),
+        crashes: found.faults.crashes.clone(),
+        crash_model: graft_eval::CrashModel::Strict,
+        ..graft_eval::RunConfig::with_eot(6)
+    };
+    let strict = evaluator.run(&config, &[]).expect("strict run");
+    assert_eq!(
+        decisions(&strict, evaluator.program(), 6),
+        [r#""q"="commit""#]
     );
 }
 
