@@ -15,6 +15,7 @@ use graft_language::ast;
 use graft_language::diagnostic::Diagnostic;
 use graft_language::span::SourceMap;
 
+use crate::commands::run::Engine;
 use crate::program::{self, Loaded, RunOptions};
 use crate::{Context, Outcome, render};
 
@@ -29,6 +30,13 @@ pub struct ExplainArgs {
     /// An indented tree, or a Graphviz DOT graph (`| dot -Tsvg`).
     #[arg(long, value_enum, default_value_t = ExplainFormat::Text)]
     pub format: ExplainFormat,
+    /// Which engine computes the provenance: `reference` (the reference evaluator) or
+    /// `timely` (a traced run of the timely runtime). Both give the same derivation trees.
+    #[arg(long, value_enum, default_value_t = Engine::Reference)]
+    pub engine: Engine,
+    /// Timely worker threads for `--engine timely`.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub workers: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -54,6 +62,8 @@ pub fn run(context: &Context, args: &ExplainArgs) -> anyhow::Result<Outcome> {
         options,
         fact: Some(fact_text.clone()),
         format: args.format,
+        engine: args.engine,
+        workers: args.workers,
     };
     let Loaded::Ready(loaded) = program::load_and_check(context, &args.options)? else {
         return Ok(Outcome::ProgramErrors);
@@ -75,7 +85,18 @@ pub fn run(context: &Context, args: &ExplainArgs) -> anyhow::Result<Outcome> {
     config.eot = Some(eot);
     config.provenance = true;
     program::check_fault_nodes(&args.options, &evaluator.nodes(&config, &loaded.facts)?)?;
-    let run = evaluator.run(&config, &loaded.facts)?;
+    let run = match args.engine {
+        Engine::Reference => evaluator.run(&config, &loaded.facts)?,
+        Engine::Timely => {
+            let execution = graft_runtime::Execution {
+                workers: usize::try_from(args.workers).unwrap_or(1),
+                cluster: None,
+            };
+            graft_runtime::Runtime::new(&loaded.checked)?
+                .run_traced(&config, &loaded.facts, &execution)?
+                .ok_or_else(|| anyhow::anyhow!("the timely run returned no result"))?
+        }
+    };
     let Some(fact) = run.find(target.tick, target.rel, &target.values) else {
         let relation = &program.relation(target.rel).name;
         let mut message = format!(

@@ -24,6 +24,7 @@ use graft_verify::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::commands::run::Engine;
 use crate::program::{self, CrashModelArg, Loaded, RunOptions};
 use crate::{Context, Outcome, render};
 
@@ -88,6 +89,16 @@ pub struct VerifyArgs {
     /// List which supports of the `post` facts the rewrite from OLD to NEW added or removed.
     #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with_all = ["files", "refines"])]
     pub explain_diff: Vec<String>,
+    /// Which engine runs the executions: `reference` (the reference evaluator) or `timely`
+    /// (the timely runtime, traced). Both give the same verdicts, counterexamples and
+    /// execution counts.
+    #[arg(long, value_enum, default_value_t = Engine::Reference)]
+    pub engine: Engine,
+    /// Executions run at once, each on a thread of its own (with `--engine timely`, a timely
+    /// worker): LDFI runs the candidates it is about to run together. The search and its
+    /// result do not depend on it.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub workers: u64,
     /// The cache directory (default: `.graft/cache` beside the first program file).
     #[arg(long, value_name = "DIR")]
     pub cache: Option<String>,
@@ -193,6 +204,16 @@ fn prepare(
         Verifier::with_exact_nodes(&loaded.checked, loaded.facts.clone(), extra_nodes, bounds)?
     } else {
         Verifier::new(&loaded.checked, loaded.facts.clone(), extra_nodes, bounds)?
+    };
+    let engine = match args.engine {
+        Engine::Reference => graft_verify::Engine::Reference,
+        Engine::Timely => graft_verify::Engine::Timely,
+    };
+    let workers = usize::try_from(args.workers).unwrap_or(1);
+    let verifier = if engine == graft_verify::Engine::Reference && workers == 1 {
+        verifier
+    } else {
+        verifier.using(&loaded.checked, engine, workers)?
     };
     Ok(Some(Prepared {
         verifier,

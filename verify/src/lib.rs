@@ -30,6 +30,7 @@ use std::fmt;
 use graft_compiler::Checked;
 use graft_compiler::ir::{self, Value};
 use graft_eval::{CrashModel, EvalError, Evaluator, Run, RunConfig};
+use graft_runtime::{Runtime, RuntimeError};
 
 pub use faults::{BigCount, Bounds, Crash, Drop, FaultSet, fault_space};
 pub use search::{Counterexample, Progress, RunRecord, Search, SearchOptions, Status, Verdict};
@@ -40,6 +41,8 @@ pub use spec::{Spec, Violation, ViolationKind};
 pub enum VerifyError {
     #[error("{0}")]
     Eval(#[from] EvalError),
+    #[error("timely: {0}")]
+    Runtime(#[from] RuntimeError),
     #[error("EFF ({eff}) must not exceed EOT ({eot})")]
     EffAfterEot { eff: u64, eot: u64 },
     #[error(
@@ -60,9 +63,24 @@ pub struct Execution {
     pub violations: Vec<Violation>,
 }
 
+/// Which engine runs a verification's executions. Both give the same canonical runs, so the
+/// same verdicts, counterexamples and execution counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// The reference evaluator.
+    #[default]
+    Reference,
+    /// The timely runtime's traced runs ([`Runtime::run_traced`]), each on one timely worker.
+    Timely,
+}
+
 /// A program prepared for verification under fixed bounds and inputs.
 pub struct Verifier {
     evaluator: Evaluator,
+    /// The runtime, when the engine is timely.
+    runtime: Option<Runtime>,
+    /// Executions run at once (each on a thread of its own).
+    workers: usize,
     facts: Vec<ir::Fact>,
     extra_nodes: BTreeSet<String>,
     exact_nodes: bool,
@@ -152,6 +170,8 @@ impl Verifier {
         let symmetry = symmetry::Symmetry::new(program, &facts, &nodes);
         let mut verifier = Verifier {
             evaluator,
+            runtime: None,
+            workers: 1,
             facts,
             extra_nodes,
             exact_nodes,
@@ -178,6 +198,41 @@ impl Verifier {
 
     pub fn program(&self) -> &ir::Program {
         self.evaluator.program()
+    }
+
+    /// The same verifier with its executions run by `engine` (`checked` is the program it was
+    /// prepared with), up to `workers` at once: a search runs the candidates it is about to
+    /// run together, on `workers` threads, and uses each result when the loop reaches it, so
+    /// verdicts, counterexamples and execution counts do not depend on `workers`. The
+    /// failure-free run is run again by the engine.
+    pub fn using(
+        mut self,
+        checked: &Checked,
+        engine: Engine,
+        workers: usize,
+    ) -> Result<Verifier, VerifyError> {
+        self.runtime = match engine {
+            Engine::Reference => None,
+            Engine::Timely => Some(Runtime::new(checked)?),
+        };
+        self.workers = workers.max(1);
+        self.failure_free = self.run(&FaultSet::default())?;
+        self.expected_post = self.spec.post_at(&self.failure_free, self.bounds.eot);
+        Ok(self)
+    }
+
+    /// The engine that runs the executions.
+    pub fn engine(&self) -> Engine {
+        if self.runtime.is_some() {
+            Engine::Timely
+        } else {
+            Engine::Reference
+        }
+    }
+
+    /// How many executions run at once.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// The run's nodes, sorted.
@@ -224,7 +279,14 @@ impl Verifier {
             provenance: true,
             ..RunConfig::with_eot(self.bounds.eot)
         };
-        Ok(self.evaluator.run(&config, &self.facts)?)
+        match &self.runtime {
+            None => Ok(self.evaluator.run(&config, &self.facts)?),
+            Some(runtime) => runtime
+                .run_traced(&config, &self.facts, &graft_runtime::Execution::default())?
+                .ok_or(VerifyError::Runtime(RuntimeError::Timely(
+                    "a traced run on one worker returned no run".to_owned(),
+                ))),
+        }
     }
 
     /// The faults of `faults` that changed `run` (its run): omissions of messages the run
@@ -282,6 +344,45 @@ impl Verifier {
         }
         kept.normalise();
         kept
+    }
+
+    /// Runs every fault set of `batch` and checks the specification, up to
+    /// [`workers`](Verifier::workers) at once; the results in the batch's order.
+    pub fn execute_batch(&self, batch: &[FaultSet]) -> Vec<Result<Execution, VerifyError>> {
+        let threads = self.workers.min(batch.len());
+        if threads <= 1 {
+            return batch.iter().map(|faults| self.execute(faults)).collect();
+        }
+        let mut results: Vec<Option<Result<Execution, VerifyError>>> =
+            (0..batch.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|thread| {
+                    scope.spawn(move || {
+                        batch
+                            .iter()
+                            .enumerate()
+                            .skip(thread)
+                            .step_by(threads)
+                            .map(|(index, faults)| (index, self.execute(faults)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for handle in handles {
+                // A thread that panicked leaves its slots empty; they are run again below.
+                if let Ok(done) = handle.join() {
+                    for (index, result) in done {
+                        results[index] = Some(result);
+                    }
+                }
+            }
+        });
+        results
+            .into_iter()
+            .zip(batch)
+            .map(|(result, faults)| result.unwrap_or_else(|| self.execute(faults)))
+            .collect()
     }
 
     /// Runs under `faults` and checks the specification.

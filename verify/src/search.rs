@@ -278,6 +278,8 @@ impl Verifier {
             ),
         };
         seen.insert(FaultSet::default());
+        // Runs made ahead of the loop with more than one worker, by fault set.
+        let mut prefetched: BTreeMap<FaultSet, Result<Execution, VerifyError>> = BTreeMap::new();
         let mut next = Some(failure_free);
         loop {
             let execution = match next.take() {
@@ -301,7 +303,16 @@ impl Verifier {
                         ));
                         break;
                     }
-                    self.execute(&faults)?
+                    match prefetched.remove(&faults) {
+                        Some(result) => result?,
+                        None => {
+                            let upcoming = replay
+                                .iter()
+                                .rev()
+                                .chain(queue.iter().map(|(_, faults)| faults));
+                            self.execute_ahead(faults, upcoming, &mut prefetched)?
+                        }
+                    }
                 }
             };
             search.executions += 1;
@@ -389,6 +400,39 @@ impl Verifier {
             Verdict::Certified
         };
         Ok(search)
+    }
+}
+
+impl Verifier {
+    /// Runs `faults`, and with more than one worker also the candidates the loop will run
+    /// next (`upcoming`, in order, less those already run ahead), all at once; keeps their
+    /// results in `prefetched` for when the loop reaches them (a candidate's run does not
+    /// depend on when it is made, so the search is the same on any number of workers).
+    fn execute_ahead<'a>(
+        &self,
+        faults: FaultSet,
+        upcoming: impl Iterator<Item = &'a FaultSet>,
+        prefetched: &mut BTreeMap<FaultSet, Result<Execution, VerifyError>>,
+    ) -> Result<Execution, VerifyError> {
+        // Results kept ahead are bounded: a queue that keeps reordering does not pile them up.
+        let room = (self.workers() * 32).saturating_sub(prefetched.len());
+        let ahead = (self.workers() - 1).min(room);
+        if ahead == 0 {
+            return self.execute(&faults);
+        }
+        let mut batch = vec![faults];
+        batch.extend(
+            upcoming
+                .filter(|candidate| !prefetched.contains_key(*candidate))
+                .take(ahead)
+                .cloned(),
+        );
+        let mut results = self.execute_batch(&batch).into_iter();
+        let first = results.next().unwrap_or_else(|| self.execute(&batch[0]));
+        for (candidate, result) in batch.into_iter().skip(1).zip(results) {
+            prefetched.insert(candidate, result);
+        }
+        first
     }
 }
 
