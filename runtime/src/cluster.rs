@@ -4,10 +4,15 @@
 //! hostfile, or loopback ports from 2101 by default). Connecting is done here rather than by
 //! timely's own set-up, which retries forever and prints to standard output: every process
 //! listens on its own address, connects to each process before it and accepts each process
-//! after it, all within a deadline, and then hands the sockets to timely.
+//! after it, all within a deadline, and then hands the sockets to timely. Each pair of
+//! processes has two connections: the one timely uses, wrapped so that its failures are
+//! reported rather than panicking, and a liveness connection that carries heartbeats
+//! (`peers.rs`). A process lost mid-run ends the run on every other process with
+//! [`RuntimeError::PeerLost`] within the connect timeout.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -16,6 +21,7 @@ use timely::communication::{Hooks, WorkerGuards};
 use timely::worker::Worker;
 
 use crate::RuntimeError;
+use crate::peers::{Liveness, PeerStream, Signal, Watch};
 
 /// The first port of the default loopback addresses.
 pub const DEFAULT_BASE_PORT: u16 = 2101;
@@ -45,7 +51,8 @@ pub struct Cluster {
     pub process: usize,
     /// One `host:port` per process, in process order.
     pub addresses: Vec<String>,
-    /// How long to wait for every peer to connect.
+    /// How long to wait for every peer to connect, and how long a connected peer may stay
+    /// silent before it counts as lost.
     pub connect_timeout: Duration,
 }
 
@@ -148,37 +155,97 @@ where
             };
             timely::execute(config, func).map_err(RuntimeError::Timely)?
         }
-        Some(cluster) => {
-            let sockets = connect(cluster)?;
-            let hooks = Hooks::default();
-            let process_allocators = ProcessBuilder::new_typed_vector(
-                workers,
-                hooks.refill.clone(),
-                hooks.spill.clone(),
-            );
-            let (builders, guard) = initialize_networking_from_sockets(
-                process_allocators,
-                sockets,
-                cluster.process,
-                workers,
-                hooks,
-            )
-            .map_err(|error| RuntimeError::Network(error.to_string()))?;
-            let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
-            timely::execute::execute_from(
-                builders,
-                Box::new(guard),
-                timely::WorkerConfig::default(),
-                func,
-            )
-            .map_err(RuntimeError::Timely)?
-        }
+        Some(cluster) => return execute_on_cluster(cluster, workers, func),
     };
     guards
         .join()
         .into_iter()
         .map(|result| result.map_err(RuntimeError::Timely))
         .collect()
+}
+
+/// Runs `func` on this process's workers of a cluster. Returns when they all finished, or as
+/// soon as a peer is lost (leaving the run's threads behind, blocked; see `peers.rs`).
+fn execute_on_cluster<T, F>(
+    cluster: &Cluster,
+    workers: usize,
+    func: F,
+) -> Result<Vec<T>, RuntimeError>
+where
+    T: Send + 'static,
+    F: Fn(&mut Worker) -> T + Send + Sync + 'static,
+{
+    let network = |error: std::io::Error| RuntimeError::Network(error.to_string());
+    let connections = connect(cluster)?;
+    let (watch, signals) = Watch::new(cluster.connect_timeout);
+    let liveness =
+        Liveness::start(cluster.process, connections.liveness, &watch).map_err(network)?;
+    let sockets: Vec<Option<PeerStream>> = connections
+        .data
+        .into_iter()
+        .enumerate()
+        .map(|(peer, socket)| {
+            socket.map(|socket| PeerStream::new(socket, peer, Arc::clone(&watch)))
+        })
+        .collect();
+    let hooks = Hooks::default();
+    let process_allocators =
+        ProcessBuilder::new_typed_vector(workers, hooks.refill.clone(), hooks.spill.clone());
+    let (builders, guard) = initialize_networking_from_sockets(
+        process_allocators,
+        sockets,
+        cluster.process,
+        workers,
+        hooks,
+    )
+    .map_err(network)?;
+    let builders = builders.into_iter().map(AllocatorBuilder::Tcp).collect();
+    let guards: WorkerGuards<T> = timely::execute::execute_from(
+        builders,
+        Box::new(guard),
+        timely::WorkerConfig::default(),
+        func,
+    )
+    .map_err(RuntimeError::Timely)?;
+    // Joining blocks until every worker and communication thread finished, which never
+    // happens when a peer is lost; so another thread joins, and this one waits for whichever
+    // comes first.
+    let joining_watch = Arc::clone(&watch);
+    let joiner = std::thread::Builder::new()
+        .name("graft:join".to_owned())
+        .spawn(move || {
+            let results = guards.join();
+            joining_watch.joined();
+            results
+        })
+        .map_err(network)?;
+    let signal = signals.recv();
+    watch.settle();
+    match signal {
+        Ok(Signal::Lost { process, reason }) => {
+            liveness.give_up(process);
+            Err(RuntimeError::PeerLost {
+                process,
+                address: cluster.addresses.get(process).cloned().unwrap_or_default(),
+                reason,
+            })
+        }
+        Ok(Signal::Joined) | Err(_) => {
+            let results = joiner
+                .join()
+                .map_err(|_| RuntimeError::Timely("the joining thread panicked".to_owned()))?;
+            if results.iter().all(Result::is_ok) {
+                liveness.finish();
+            } else {
+                // A worker failed: this process's part of the run is incomplete.
+                liveness.give_up(cluster.process);
+            }
+            results
+                .into_iter()
+                .map(|result| result.map_err(RuntimeError::Timely))
+                .collect()
+        }
+    }
 }
 
 fn resolve(address: &str) -> Result<SocketAddr, RuntimeError> {
@@ -189,9 +256,24 @@ fn resolve(address: &str) -> Result<SocketAddr, RuntimeError> {
         .ok_or_else(|| RuntimeError::Network(format!("cannot resolve the address `{address}`")))
 }
 
-/// One socket per other process (`None` at this process's own index), connected within the
-/// cluster's timeout.
-fn connect(cluster: &Cluster) -> Result<Vec<Option<TcpStream>>, RuntimeError> {
+/// What a connection between two processes is for; the connecting process says so after its
+/// index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// Timely's messages.
+    Data = 0,
+    /// graft's heartbeats.
+    Liveness = 1,
+}
+
+/// The connections to the other processes (`None` at this process's own index).
+struct Connections {
+    data: Vec<Option<TcpStream>>,
+    liveness: Vec<Option<TcpStream>>,
+}
+
+/// Two connections per other process, made within the cluster's timeout.
+fn connect(cluster: &Cluster) -> Result<Connections, RuntimeError> {
     let deadline = Instant::now() + cluster.connect_timeout;
     let me = cluster.process;
     let count = cluster.addresses.len();
@@ -209,7 +291,10 @@ fn connect(cluster: &Cluster) -> Result<Vec<Option<TcpStream>>, RuntimeError> {
     listener
         .set_nonblocking(true)
         .map_err(|error| RuntimeError::Network(error.to_string()))?;
-    let mut sockets: Vec<Option<TcpStream>> = (0..count).map(|_| None).collect();
+    let mut connections = Connections {
+        data: (0..count).map(|_| None).collect(),
+        liveness: (0..count).map(|_| None).collect(),
+    };
     let timed_out = |peer: usize| RuntimeError::PeerTimeout {
         peer,
         address: cluster.addresses.get(peer).cloned().unwrap_or_default(),
@@ -218,51 +303,74 @@ fn connect(cluster: &Cluster) -> Result<Vec<Option<TcpStream>>, RuntimeError> {
     // Connect to every earlier process (each has bound its listener before connecting).
     for (peer, address) in cluster.addresses.iter().enumerate().take(me) {
         let target = resolve(address)?;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(timed_out(peer));
-            }
-            match TcpStream::connect_timeout(&target, remaining) {
-                Ok(mut stream) => {
-                    let index = u64::try_from(me).unwrap_or(u64::MAX);
-                    stream
-                        .set_nodelay(true)
-                        .and_then(|()| stream.write_all(&index.to_be_bytes()))
-                        .map_err(|error| RuntimeError::Network(error.to_string()))?;
-                    sockets[peer] = Some(stream);
-                    break;
+        for purpose in [Purpose::Data, Purpose::Liveness] {
+            let stream = loop {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining.is_zero() {
+                    return Err(timed_out(peer));
                 }
-                Err(_) => std::thread::sleep(Duration::from_millis(50).min(remaining)),
+                match TcpStream::connect_timeout(&target, remaining) {
+                    Ok(mut stream) => {
+                        let mut hello =
+                            u64::try_from(me).unwrap_or(u64::MAX).to_be_bytes().to_vec();
+                        hello.push(purpose as u8);
+                        stream
+                            .set_nodelay(true)
+                            .and_then(|()| stream.write_all(&hello))
+                            .map_err(|error| RuntimeError::Network(error.to_string()))?;
+                        break stream;
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(50).min(remaining)),
+                }
+            };
+            match purpose {
+                Purpose::Data => connections.data[peer] = Some(stream),
+                Purpose::Liveness => connections.liveness[peer] = Some(stream),
             }
         }
     }
-    // Accept every later process; each says who it is.
-    while let Some(missing) = (me + 1..count).find(|peer| sockets[*peer].is_none()) {
+    // Accept both connections of every later process; each says who it is and what for.
+    let missing = |connections: &Connections| {
+        (me + 1..count)
+            .find(|peer| connections.data[*peer].is_none() || connections.liveness[*peer].is_none())
+    };
+    while let Some(missing) = missing(&connections) {
         match listener.accept() {
             Ok((mut stream, _)) => {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 if remaining.is_zero() {
                     return Err(timed_out(missing));
                 }
-                let mut bytes = [0_u8; 8];
+                let mut hello = [0_u8; 9];
                 let read = stream
                     .set_nonblocking(false)
                     .and_then(|()| stream.set_read_timeout(Some(remaining)))
-                    .and_then(|()| stream.read_exact(&mut bytes));
+                    .and_then(|()| stream.read_exact(&mut hello));
                 if read.is_err() {
                     // Not a peer (or a peer that went away): keep waiting for the real one.
                     continue;
                 }
-                let peer = usize::try_from(u64::from_be_bytes(bytes)).unwrap_or(usize::MAX);
-                if peer <= me || peer >= count || sockets[peer].is_some() {
+                let mut index = [0_u8; 8];
+                index.copy_from_slice(&hello[..8]);
+                let peer = usize::try_from(u64::from_be_bytes(index)).unwrap_or(usize::MAX);
+                if peer <= me || peer >= count {
+                    continue;
+                }
+                let slot = match hello[8] {
+                    purpose if purpose == Purpose::Data as u8 => &mut connections.data[peer],
+                    purpose if purpose == Purpose::Liveness as u8 => {
+                        &mut connections.liveness[peer]
+                    }
+                    _ => continue,
+                };
+                if slot.is_some() {
                     continue;
                 }
                 stream
                     .set_read_timeout(None)
                     .and_then(|()| stream.set_nodelay(true))
                     .map_err(|error| RuntimeError::Network(error.to_string()))?;
-                sockets[peer] = Some(stream);
+                *slot = Some(stream);
             }
             Err(error) if error.kind() == ErrorKind::WouldBlock => {
                 if Instant::now() >= deadline {
@@ -273,7 +381,7 @@ fn connect(cluster: &Cluster) -> Result<Vec<Option<TcpStream>>, RuntimeError> {
             Err(error) => return Err(RuntimeError::Network(error.to_string())),
         }
     }
-    Ok(sockets)
+    Ok(connections)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 mod cluster;
 mod local;
 mod lower;
+mod peers;
 mod plan;
 mod trace;
 mod value;
@@ -71,6 +72,12 @@ pub enum RuntimeError {
         peer: usize,
         address: String,
         timeout: Duration,
+    },
+    #[error("process {process} (`{address}`) was lost mid-run: {reason}")]
+    PeerLost {
+        process: usize,
+        address: String,
+        reason: String,
     },
     #[error("cluster networking failed: {0}")]
     Network(String),
@@ -255,6 +262,11 @@ impl Runtime {
 
     /// Runs the program on its own facts plus `facts` under `config`, showing `show`.
     /// Returns the output on process 0 and `None` on the other processes of a cluster.
+    ///
+    /// When a process of a cluster is lost mid-run (it crashed, was killed, or sent nothing
+    /// for the connect timeout), every other process returns [`RuntimeError::PeerLost`]
+    /// naming it, within the connect timeout; the run's timely threads are then left blocked
+    /// (they never panic), and the caller is expected to report the error and exit.
     pub fn run(
         &self,
         config: &RunConfig,

@@ -51,7 +51,8 @@ pub struct EngineOptions {
     /// A file with one `host:port` per line, in process order (`#` comments allowed).
     #[arg(long, value_name = "FILE")]
     pub hostfile: Option<String>,
-    /// Seconds to wait for every process of the cluster to connect.
+    /// Seconds to wait for every process of the cluster to connect; also how long a connected
+    /// process may stay silent mid-run before the others give up on it (exit status 2).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub connect_timeout: f64,
 }
@@ -89,7 +90,14 @@ pub fn run(context: &Context, args: &RunArgs) -> anyhow::Result<Outcome> {
         }
         Engine::Timely => {
             let runtime = graft_runtime::Runtime::new(&loaded.checked)?;
-            match runtime.run(&config, &loaded.facts, &show, &execution)? {
+            let output = match runtime.run(&config, &loaded.facts, &show, &execution) {
+                // Process 0 prints only once the whole run completed; say so, on one line.
+                Err(lost @ graft_runtime::RuntimeError::PeerLost { .. }) => {
+                    anyhow::bail!("{lost}; no output was printed")
+                }
+                other => other?,
+            };
+            match output {
                 Some(output) => (output.facts, output.capped),
                 // Another process of the cluster prints.
                 None => return Ok(Outcome::Success),
