@@ -7,8 +7,16 @@
 //! negates or aggregates only lower ones, so the program stratifies; bodies mix constants,
 //! wildcards, repeated variables, arithmetic, comparisons, pinned atoms and `crash`; `@async`
 //! rules send along a `link` table or to a fixed node. Runs end at an end of time or by
-//! quiescence under a small tick cap, with omissions and crashes in either crash model, on one
-//! or two workers.
+//! quiescence under a small tick cap, with omissions and crashes in either crash model, on one,
+//! two or four workers.
+//!
+//! A third of the programs are written in Molly's dialect (`.ded`, no declarations), with the
+//! rule shapes Molly's own programs use and typed programs cannot: bodies whose location is a
+//! wildcard or a constant, bodies over several locations, heads held at another node or at a
+//! constant node, persistence by `@next` rules, and an included second file. Typed programs
+//! declare some relations `output` and are sometimes shown by the default show set, so that
+//! rules feeding no shown relation are dropped (unused rules). The traced property compares
+//! the runtime's traced runs (facts, messages, derivations) with the reference's provenance.
 
 mod common;
 
@@ -57,22 +65,77 @@ enum RuleKind {
 }
 
 struct Random {
-    program: String,
+    /// The program's files: the first is the program, the others are included by it.
+    files: Vec<(String, String)>,
     workload: String,
     config: RunConfig,
     workers: usize,
+    show: ShowSet,
+}
+
+impl Random {
+    fn text(&self) -> String {
+        self.files
+            .iter()
+            .map(|(name, text)| format!("// {name}\n{text}"))
+            .collect()
+    }
+
+    fn load(&self) -> Result<common::Loaded, String> {
+        common::load_inline_files(&self.files, &self.workload)
+    }
+}
+
+/// Which dialect a random program is written in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    /// A typed `.graft` program: every rule local.
+    Graft,
+    /// Molly's `.ded` dialect: no declarations, and non-local rule shapes.
+    Molly,
 }
 
 fn random(seed: u64) -> Random {
     let mut rng = Rng::new(seed);
+    let dialect = if rng.chance(33) {
+        Dialect::Molly
+    } else {
+        Dialect::Graft
+    };
     let columns: Vec<usize> = (0..RELATIONS).map(|_| 1 + rng.below(2)).collect();
     let tables: Vec<bool> = (0..RELATIONS).map(|_| rng.chance(35)).collect();
-    let mut program = String::from("table link(at: node, to: node);\n");
-    for rel in 0..RELATIONS {
-        let declared: String = (0..columns[rel]).map(|c| format!(", v{c}: int")).collect();
-        let persistence = if tables[rel] { "table" } else { "scratch" };
-        let _ = writeln!(program, "{persistence} q{rel}(at: node{declared});");
+    let mut program = String::new();
+    let mut outputs = false;
+    match dialect {
+        Dialect::Graft => {
+            program.push_str("table link(at: node, to: node);\n");
+            for rel in 0..RELATIONS {
+                let declared: String =
+                    (0..columns[rel]).map(|c| format!(", v{c}: int")).collect();
+                let persistence = if rng.chance(20) {
+                    outputs = true;
+                    "output"
+                } else if tables[rel] {
+                    "table"
+                } else {
+                    "scratch"
+                };
+                let _ = writeln!(program, "{persistence} q{rel}(at: node{declared});");
+            }
+        }
+        Dialect::Molly => {
+            // Persistence by `@next` rules, as Molly's programs write it.
+            program.push_str("link(L, M)@next :- link(L, M);\n");
+            for rel in (0..RELATIONS).filter(|rel| tables[*rel]) {
+                let vars: String = ["A", "B"][..columns[rel]]
+                    .iter()
+                    .map(|var| format!(", {var}"))
+                    .collect();
+                let _ = writeln!(program, "q{rel}(L{vars})@next :- q{rel}(L{vars});");
+            }
+        }
     }
+    let mut included = String::new();
     for (head, is_table) in tables.iter().enumerate() {
         for _ in 0..rng.below(3) + usize::from(head > 0) {
             let kind = match rng.below(20) {
@@ -80,11 +143,18 @@ fn random(seed: u64) -> Random {
                 9..=10 if head > 0 => RuleKind::Aggregate,
                 11..=13 => RuleKind::Next,
                 14..=17 => RuleKind::Async,
-                18..=19 if *is_table => RuleKind::Delete,
+                18..=19 if *is_table && dialect == Dialect::Graft => RuleKind::Delete,
                 _ => RuleKind::Deductive,
             };
-            program.push_str(&random_rule(&mut rng, head, kind, &columns));
-            program.push('\n');
+            let rule = random_rule(&mut rng, head, kind, &columns, dialect);
+            // In Molly's dialect some rules live in an included file.
+            let target = if dialect == Dialect::Molly && rng.chance(30) {
+                &mut included
+            } else {
+                &mut program
+            };
+            target.push_str(&rule);
+            target.push('\n');
         }
     }
     let nodes: Vec<String> = (0..2 + rng.below(3)).map(|n| format!("n{n}")).collect();
@@ -139,15 +209,39 @@ fn random(seed: u64) -> Random {
             }
         }
     }
+    let workers = [1, 2, 4][rng.below(3)];
+    let show = if outputs && rng.chance(50) {
+        ShowSet::Default
+    } else {
+        ShowSet::All
+    };
+    let files = match dialect {
+        Dialect::Graft => vec![("program.graft".to_owned(), program)],
+        Dialect::Molly if included.is_empty() => vec![("program.ded".to_owned(), program)],
+        Dialect::Molly => vec![
+            (
+                "program.ded".to_owned(),
+                format!("include \"part.ded\";\n{program}"),
+            ),
+            ("part.ded".to_owned(), included),
+        ],
+    };
     Random {
-        program,
+        files,
         workload,
         config,
-        workers: 1 + rng.below(2),
+        workers,
+        show,
     }
 }
 
-fn random_rule(rng: &mut Rng, head: usize, kind: RuleKind, columns: &[usize]) -> String {
+fn random_rule(
+    rng: &mut Rng,
+    head: usize,
+    kind: RuleKind,
+    columns: &[usize],
+    dialect: Dialect,
+) -> String {
     let same_tick = matches!(kind, RuleKind::Deductive | RuleKind::Aggregate);
     // Positive atoms: up to the head itself for deductive rules (recursion), strictly lower
     // for aggregates, anything for temporal rules. Negation: strictly lower when same-tick.
@@ -160,10 +254,26 @@ fn random_rule(rng: &mut Rng, head: usize, kind: RuleKind, columns: &[usize]) ->
     let mut body = Vec::new();
     let mut bound: Vec<&str> = Vec::new();
     let mut recursive = false;
+    // Molly's dialect: a body may read facts at other locations (`M`, bound by `link`), at a
+    // wildcard or at a constant node; the rule is then evaluated over every node at once.
+    let molly = dialect == Dialect::Molly;
+    let mut remote = false;
     for position in 0..1 + rng.below(3) {
         let rel = rng.below(positive_limit);
         recursive |= same_tick && rel == head;
-        let mut args = vec!["L".to_owned()];
+        let location = if molly && rng.chance(25) {
+            match rng.below(3) {
+                0 if position > 0 => {
+                    remote = true;
+                    "M".to_owned()
+                }
+                1 => "_".to_owned(),
+                _ => format!("\"n{}\"", rng.below(3)),
+            }
+        } else {
+            "L".to_owned()
+        };
+        let mut args = vec![location];
         let mut fresh: Vec<&str> = Vec::new();
         for _ in 0..columns[rel] {
             let roll = rng.below(100);
@@ -196,10 +306,19 @@ fn random_rule(rng: &mut Rng, head: usize, kind: RuleKind, columns: &[usize]) ->
         body.push("crash(L, _, K)".to_owned());
         bound.push("K");
     }
+    // `L` must be bound by a positive atom: the first may have been given another location.
+    if !body.iter().any(|atom| atom.contains("(L,") || atom.contains("(L)")) {
+        body.push("link(L, _)".to_owned());
+    }
     let mut location = "L".to_owned();
-    if kind == RuleKind::Async {
-        if rng.chance(60) {
-            body.push("link(L, M)".to_owned());
+    if remote {
+        body.push("link(L, M)".to_owned());
+    }
+    if kind == RuleKind::Async || (molly && rng.chance(25)) {
+        if remote || rng.chance(60) {
+            if !remote {
+                body.push("link(L, M)".to_owned());
+            }
             location = "M".to_owned();
         } else if rng.chance(50) {
             location = format!("\"n{}\"", rng.below(3));
@@ -286,18 +405,51 @@ proptest! {
         let random = random(seed);
         // Programs the checker rejects (unbound head variables, unsafe negation, ...) are
         // not runnable on either engine.
-        let Ok(loaded) = common::load_inline(&random.program, &random.workload) else {
+        let Ok(loaded) = random.load() else {
             return Err(TestCaseError::reject("the checker rejects the program"));
         };
-        let result = common::compare(&loaded, &random.config, &ShowSet::All, random.workers, true);
+        let result = common::compare(&loaded, &random.config, &random.show, random.workers, true);
+        prop_assert!(
+            result.is_ok(),
+            "{}\n\nprogram:\n{}\nworkload:\n{}\nconfig: {:?}, {} worker(s), {:?}",
+            result.err().unwrap_or_default(),
+            random.text(),
+            random.workload,
+            random.config,
+            random.workers,
+            random.show
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 64,
+        max_global_rejects: 4096,
+        ..ProptestConfig::default()
+    })]
+
+    /// Traced runs (what `graft explain` and `graft verify` read on the timely engine) equal
+    /// the reference's runs with provenance, fact by fact and derivation by derivation.
+    #[test]
+    fn traced_runs_equal_the_reference(seed in any::<u64>()) {
+        let mut random = random(seed);
+        let Ok(loaded) = random.load() else {
+            return Err(TestCaseError::reject("the checker rejects the program"));
+        };
+        if random.config.eot.is_none() {
+            random.config.eot = Some(3 + seed % 4);
+        }
+        let workers = random.workers.min(2);
+        let result = common::compare_traced(&loaded, &random.config, workers);
         prop_assert!(
             result.is_ok(),
             "{}\n\nprogram:\n{}\nworkload:\n{}\nconfig: {:?}, {} worker(s)",
             result.err().unwrap_or_default(),
-            random.program,
+            random.text(),
             random.workload,
             random.config,
-            random.workers
+            workers
         );
     }
 }
@@ -307,14 +459,24 @@ proptest! {
 fn most_random_programs_are_runnable() {
     let seeds = 0..120_u64;
     let total = seeds.clone().count();
+    let mut molly = 0;
+    let mut molly_runnable = 0;
     let runnable = seeds
         .filter(|seed| {
             let random = random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            common::load_inline(&random.program, &random.workload).is_ok()
+            let is_molly = random.files[0].0.ends_with(".ded");
+            let ok = random.load().is_ok();
+            molly += usize::from(is_molly);
+            molly_runnable += usize::from(is_molly && ok);
+            ok
         })
         .count();
     assert!(
         runnable * 2 >= total,
         "only {runnable} of {total} random programs check"
+    );
+    assert!(
+        molly > 0 && molly_runnable * 2 >= molly,
+        "only {molly_runnable} of {molly} programs in Molly's dialect check"
     );
 }

@@ -95,6 +95,27 @@ pub fn load_inline_as(program: &str, workload: &str, extension: &str) -> Result<
     )
 }
 
+/// Parses and checks an inline program of several files (the first is the program; the others
+/// are there for it to include) and a workload.
+pub fn load_inline_files(files: &[(String, String)], workload: &str) -> Result<Loaded, String> {
+    let unique = format!("{:?}", std::thread::current().id())
+        .replace(|character: char| !character.is_ascii_alphanumeric(), "");
+    let directory = std::env::temp_dir()
+        .join(format!("graft-runtime-test-{}", std::process::id()))
+        .join(unique);
+    std::fs::create_dir_all(&directory).map_err(|error| error.to_string())?;
+    for (name, text) in files {
+        std::fs::write(directory.join(name), text).map_err(|error| error.to_string())?;
+    }
+    let facts_path = directory.join("workload.facts");
+    std::fs::write(&facts_path, workload).map_err(|error| error.to_string())?;
+    let program = files
+        .first()
+        .map(|(name, _)| directory.join(name).display().to_string())
+        .ok_or("no program file")?;
+    load(&[program], &[facts_path.display().to_string()])
+}
+
 /// The rendered lines of shown facts.
 pub fn render(facts: &[ShownFact]) -> Vec<String> {
     facts
