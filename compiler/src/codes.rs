@@ -94,6 +94,8 @@ pub const UNUSED_RELATION: &str = "W0702";
 pub const MOLLY_NON_LOCAL: &str = "W0703";
 /// A relation that nothing defines, read only under `notin` in a Molly file: empty, as in Molly.
 pub const MOLLY_UNDEFINED_NEGATED: &str = "W0704";
+/// A variable that occurs only under `notin` in a Molly file: it matches any value.
+pub const MOLLY_NEGATED_FREE_VAR: &str = "W0705";
 
 /// Every code the compiler can emit, with its one-line meaning, in code order.
 pub const ALL: &[(&str, &str)] = &[
@@ -154,6 +156,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         MOLLY_UNDEFINED_NEGATED,
         "undefined relation under notin in a Molly file, empty",
+    ),
+    (
+        MOLLY_NEGATED_FREE_VAR,
+        "variable only under notin in a Molly file, matches anything",
     ),
 ];
 

@@ -67,7 +67,11 @@ pub fn check(sources: &SourceMap, files: &[ast::SourceFile]) -> Checked {
         .map(|(id, _)| id)
         .collect();
     relax_molly_undefined_negations(&program, &molly_files, &mut diagnostics);
-    diagnostics.extend(types::infer(&mut program));
+    diagnostics.extend(relax_molly_negated_free_variables(
+        &mut program,
+        &molly_files,
+    ));
+    diagnostics.extend(types::infer(&mut program, &molly_files));
     // Molly's dialect (`.ded` files) evaluates every body over all nodes at once, so its
     // programs may break locality; graft files may not.
     diagnostics.extend(checks::check(&program, &molly_files));
@@ -143,6 +147,100 @@ fn relax_molly_undefined_negations(
             diagnostic.suggestion = None;
         }
     }
+}
+
+/// In Molly's dialect a variable that occurs nowhere but as whole arguments of negated atoms
+/// (at most once per atom) is existential inside its negation: `notin end_delete(L, Id)` holds
+/// when no `end_delete(L, _)` fact exists, as Molly (through C4) reads it. Such variables
+/// become wildcards, with a warning ([`codes::MOLLY_NEGATED_FREE_VAR`]); in a `.graft` file
+/// they stay errors (E0402).
+fn relax_molly_negated_free_variables(
+    program: &mut ir::Program,
+    molly_files: &[graft_language::span::FileId],
+) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    for rule in program
+        .rules
+        .iter_mut()
+        .filter(|rule| molly_files.contains(&rule.span.file))
+    {
+        let count = rule.var_names.len();
+        // Per variable: used outside negated atoms (or inside arithmetic there), and its
+        // whole-argument uses under `notin` as (literal, column).
+        let mut elsewhere = vec![false; count];
+        let mut negated: Vec<Vec<(usize, usize)>> = vec![Vec::new(); count];
+        let mark = |term: &ir::Term, flags: &mut Vec<bool>| {
+            term.for_each_var(&mut |var| {
+                if let Some(flag) = flags.get_mut(var.index()) {
+                    *flag = true;
+                }
+            });
+        };
+        for term in &rule.head.args {
+            mark(term, &mut elsewhere);
+        }
+        if let Some(aggregate) = &rule.head.aggregate
+            && let Some(flag) = elsewhere.get_mut(aggregate.var.index())
+        {
+            *flag = true;
+        }
+        for (position, literal) in rule.body.iter().enumerate() {
+            match literal {
+                ir::Literal::Atom(atom) if atom.negated => {
+                    for (column, term) in atom.args.iter().enumerate() {
+                        match term {
+                            ir::Term::Var(var) => {
+                                if let Some(uses) = negated.get_mut(var.index()) {
+                                    uses.push((position, column));
+                                }
+                            }
+                            other => mark(other, &mut elsewhere),
+                        }
+                    }
+                }
+                ir::Literal::Atom(atom) => {
+                    for term in &atom.args {
+                        mark(term, &mut elsewhere);
+                    }
+                }
+                ir::Literal::Compare(comparison) => {
+                    mark(&comparison.lhs, &mut elsewhere);
+                    mark(&comparison.rhs, &mut elsewhere);
+                }
+            }
+        }
+        for (var, uses) in negated.iter().enumerate() {
+            let repeated = uses.windows(2).any(|pair| pair[0].0 == pair[1].0);
+            if elsewhere[var] || uses.is_empty() || repeated {
+                continue;
+            }
+            let name = rule.var_names.get(var).cloned().unwrap_or_default();
+            let mut first = None;
+            for (position, column) in uses {
+                if let Some(ir::Literal::Atom(atom)) = rule.body.get_mut(*position) {
+                    first = first.or_else(|| atom.arg_spans.get(*column).copied());
+                    if let Some(term) = atom.args.get_mut(*column) {
+                        *term = ir::Term::Wildcard;
+                    }
+                }
+            }
+            if let Some(span) = first {
+                diagnostics.push(
+                    Diagnostic::warning(
+                        codes::MOLLY_NEGATED_FREE_VAR,
+                        format!("variable `{name}` occurs only under `notin`"),
+                        span,
+                    )
+                    .with_primary_message("it matches any value here, as `_` would")
+                    .with_note("Molly's dialect reads it as existential inside the negation")
+                    .with_help(format!(
+                        "write `_` instead of `{name}`; in a `.graft` file this is an error (E0402)"
+                    )),
+                );
+            }
+        }
+    }
+    diagnostics
 }
 
 fn check_requires(program: &ir::Program) -> Vec<Diagnostic> {

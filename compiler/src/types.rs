@@ -11,7 +11,7 @@
 //! `node` (see [`ir::Type`]).
 
 use graft_language::diagnostic::Diagnostic;
-use graft_language::span::Span;
+use graft_language::span::{FileId, Span};
 
 use crate::codes;
 use crate::ir::{self, AggFunc, RelId, RoleId, Term, Type, Value, VarId};
@@ -27,6 +27,9 @@ enum Infer {
     Str,
     Node,
     Role(RoleId),
+    /// The location of a relation first met in a Molly file: a node, unless its uses make it
+    /// an `int` (Molly's Chord locates facts at ring positions).
+    Location,
 }
 
 impl Infer {
@@ -53,10 +56,14 @@ impl Infer {
     /// different roles meet at `node` instead of conflicting: that is how a `node` column, or a
     /// column of an undeclared relation (Molly's `pre`, `post`), holds nodes of several roles.
     fn join(self, other: Infer, widen_roles: bool) -> Option<Infer> {
-        use Infer::{Bool, Int, Node, Role, Str, Text, Unknown};
+        use Infer::{Bool, Int, Location, Node, Role, Str, Text, Unknown};
         match (self, other) {
             (Role(a), Role(b)) if a != b && widen_roles => Some(Node),
             (Unknown, x) | (x, Unknown) => Some(x),
+            (Location, Location) => Some(Location),
+            (Location, Int) | (Int, Location) => Some(Int),
+            (Location, Text | Str | Node) | (Text | Str | Node, Location) => Some(Node),
+            (Location, Role(role)) | (Role(role), Location) => Some(Role(role)),
             (Text, x @ (Text | Str | Node | Role(_))) | (x @ (Str | Node | Role(_)), Text) => {
                 Some(x)
             }
@@ -76,7 +83,7 @@ impl Infer {
             Infer::Text | Infer::Str => "string".to_owned(),
             Infer::Int => "int".to_owned(),
             Infer::Bool => "bool".to_owned(),
-            Infer::Node => "node".to_owned(),
+            Infer::Node | Infer::Location => "node".to_owned(),
             Infer::Role(role) => program.type_name(Type::Role(role)),
         }
     }
@@ -105,9 +112,13 @@ struct Inference<'p> {
 }
 
 /// Infers column types, writes them into the program, and returns the type errors.
-pub(crate) fn infer(program: &mut ir::Program) -> Vec<Diagnostic> {
+///
+/// The first column of a relation is its location, a node — except for a relation first met
+/// in a Molly file (`molly_files`), whose location may hold any value, as in Molly (Chord
+/// locates facts at integer ring positions): it is a node unless its uses make it an `int`.
+pub(crate) fn infer(program: &mut ir::Program, molly_files: &[FileId]) -> Vec<Diagnostic> {
     let (types, origins, diagnostics) = {
-        let mut inference = Inference::new(program);
+        let mut inference = Inference::new(program, molly_files);
         for rule in &program.rules {
             inference.rule(rule);
         }
@@ -136,7 +147,7 @@ pub(crate) fn infer(program: &mut ir::Program) -> Vec<Diagnostic> {
 }
 
 impl<'p> Inference<'p> {
-    fn new(program: &'p ir::Program) -> Inference<'p> {
+    fn new(program: &'p ir::Program, molly_files: &[FileId]) -> Inference<'p> {
         let mut inference = Inference {
             program,
             slots: Vec::new(),
@@ -157,6 +168,20 @@ impl<'p> Inference<'p> {
                         }),
                     ),
                     ir::RelationOrigin::Builtin => (Infer::from_type(column.ty), None),
+                    ir::RelationOrigin::Inferred
+                        if index == 0 && molly_files.contains(&relation.span.file) =>
+                    {
+                        (
+                            Infer::Location,
+                            Some((
+                                relation.span,
+                                format!(
+                                    "the first column of `{}` is its location, a node or (in Molly's dialect) an int",
+                                    relation.name
+                                ),
+                            )),
+                        )
+                    }
                     ir::RelationOrigin::Inferred if index == 0 => (
                         Infer::Node,
                         Some((
@@ -509,7 +534,7 @@ impl<'p> Inference<'p> {
                     }
                     (Infer::Int, _) => Type::Int,
                     (Infer::Bool, _) => Type::Bool,
-                    (Infer::Node, _) => Type::Node,
+                    (Infer::Node | Infer::Location, _) => Type::Node,
                     (Infer::Role(role), _) => Type::Role(role),
                     (Infer::Unknown | Infer::Text, _) if index == 0 => Type::Node,
                     (Infer::Str | Infer::Unknown | Infer::Text, _) => Type::String,

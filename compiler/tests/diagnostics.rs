@@ -163,7 +163,56 @@ const FACT_FILE_CODES: &[&str] = &[
     codes::FACT_TYPE,
     codes::MOLLY_NON_LOCAL,
     codes::MOLLY_UNDEFINED_NEGATED,
+    codes::MOLLY_NEGATED_FREE_VAR,
 ];
+
+#[test]
+fn molly_files_read_variables_only_under_notin_as_wildcards() {
+    let source = "t(\"a\", 1)@1;\nend(\"a\", 7)@1;\nlive(N, X) :- t(N, X), notin end(N, Id);\n";
+    let molly = common::check_files(&[("gc.ded", source)]);
+    assert!(
+        codes(&molly).contains(&codes::MOLLY_NEGATED_FREE_VAR),
+        "{}",
+        describe(&molly)
+    );
+    assert!(!molly.has_errors(), "{}", describe(&molly));
+    let negated = molly.program.rules[0]
+        .atoms()
+        .find(|(_, atom)| atom.negated)
+        .map(|(_, atom)| atom.args.clone());
+    assert_eq!(
+        negated,
+        Some(vec![
+            graft_compiler::ir::Term::Var(graft_compiler::ir::VarId::from_index(0)),
+            graft_compiler::ir::Term::Wildcard
+        ]),
+        "the variable becomes a wildcard"
+    );
+    let graft = common::check_files(&[("gc.graft", source)]);
+    assert!(
+        codes(&graft).contains(&codes::UNBOUND_NEGATED_VAR),
+        "{}",
+        describe(&graft)
+    );
+}
+
+#[test]
+fn molly_files_may_locate_facts_at_integers() {
+    let source = "succ(1, 2)@1;\nsucc(2, 3)@1;\nreach(N, M) :- succ(N, M);\nreach(N, K) :- reach(N, M), succ(M, K);\n";
+    let molly = common::check_files(&[("ring.ded", source)]);
+    assert!(!molly.has_errors(), "{}", describe(&molly));
+    let succ = molly
+        .program
+        .relation_by_name("succ")
+        .map(|rel| molly.program.relation(rel).columns[0].ty);
+    assert_eq!(succ, Some(graft_compiler::ir::Type::Int));
+    let graft = common::check_files(&[("ring.graft", source)]);
+    assert!(
+        codes(&graft).contains(&codes::TYPE_CONFLICT),
+        "{}",
+        describe(&graft)
+    );
+}
 
 #[test]
 fn molly_files_may_break_locality_with_a_warning() {

@@ -137,6 +137,17 @@ impl RunConfig {
         )
     }
 
+    /// Whether a node's base facts at `tick` are dropped: in the strict crash model a node
+    /// crashed at or before `tick` holds no base facts (given, carried, persisted, delivered,
+    /// `crash`); in Molly's model nothing is dropped.
+    pub fn drops_base(&self, location: Option<&Value>, tick: u64) -> bool {
+        self.crash_model == CrashModel::Strict
+            && location
+                .and_then(Value::as_str)
+                .and_then(|name| self.crashes.get(name))
+                .is_some_and(|crash| *crash <= tick)
+    }
+
     /// A fault-free run of ticks `1..=eot`.
     pub fn with_eot(eot: u64) -> RunConfig {
         RunConfig {

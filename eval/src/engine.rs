@@ -270,7 +270,13 @@ impl Evaluator {
                 .into_iter()
                 .flatten()
             {
-                if let Some(value) = fact.tuple.get(*column) {
+                // Nodes are named by strings (a Molly program may locate facts at integers,
+                // which are never crashed and never lose messages).
+                if let Some(value) = fact
+                    .tuple
+                    .get(*column)
+                    .filter(|value| value.as_str().is_some())
+                {
                     nodes.insert(value.clone());
                 }
             }
@@ -462,6 +468,7 @@ impl Evaluator {
             }
         }
         if context.config.crash_model == CrashModel::Strict {
+            // As `RunConfig::drops_base` says, looked up in this run's hash map.
             facts.retain(|fact| !context.crashed_at(fact.tuple.first(), tick));
         }
         facts

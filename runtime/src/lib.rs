@@ -250,7 +250,8 @@ impl Runtime {
                         .columns
                         .get(column)
                         .is_some_and(|column| matches!(column.ty, Type::Node | Type::Role(_)));
-                if is_node {
+                // Nodes are named by strings, as in the reference.
+                if is_node && value.as_str().is_some() {
                     nodes.insert(value.clone());
                 }
             }

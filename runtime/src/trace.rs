@@ -149,6 +149,13 @@ pub(crate) fn assemble(inputs: &TraceInputs<'_>, contents: Updates, bindings: Up
 
     let mut derivations: BTreeMap<FactRef, Vec<Derivation>> = BTreeMap::new();
     let mut add = |run: &Run, tick: u64, rel: RelId, values: &[Value], derivation: Derivation| {
+        // A base fact (given, carried, persisted, delivered, `crash`) of a node that the
+        // strict model has crashed is not held; the fact may still hold by a rule of
+        // another node.
+        let base = !matches!(derivation, Derivation::Rule(_) | Derivation::Aggregate(_));
+        if base && inputs.config.drops_base(values.first(), tick) {
+            return;
+        }
         if let Some(fact) = run.find(tick, rel, values) {
             derivations.entry(fact).or_default().push(derivation);
         }

@@ -105,6 +105,10 @@ fn molly_dialect_rule_shapes_match_the_reference() {
         ghost("b", N)@async :- seen("a", N);
         lonely(L) :- peer(L, _), notin seen(L, _);
         lonely(L)@next :- lonely(L);
+        succ(1, 2)@1; succ(2, 3)@1; succ(3, 1)@1;
+        reach(N, M) :- succ(N, M);
+        reach(N, K) :- reach(N, M), succ(M, K);
+        quiet(L) :- peer(L, _), notin seen(L, Unseen);
     "#;
     let loaded = common::load_inline_as(program, "", "ded").expect("the program checks");
     let nodes = ["a", "b", "c"].map(str::to_owned);

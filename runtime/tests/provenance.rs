@@ -71,6 +71,10 @@ fn traced_runs_of_molly_dialect_rules_equal_the_reference() {
         ghost("b", N)@async :- seen("a", N);
         lonely(L) :- peer(L, _), notin seen(L, _);
         lonely(L)@next :- lonely(L);
+        succ(1, 2)@1; succ(2, 3)@1; succ(3, 1)@1;
+        reach(N, M) :- succ(N, M);
+        reach(N, K) :- reach(N, M), succ(M, K);
+        quiet(L) :- peer(L, _), notin seen(L, Unseen);
         noticed(L, C) :- peer(L, _), crash(L, C, _), notin seen(L, 3);
         pre("c", N) :- seen(_, N);
         post("c", N) :- seen("c", N), notin lonely("c");

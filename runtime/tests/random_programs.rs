@@ -110,8 +110,7 @@ fn random(seed: u64) -> Random {
         Dialect::Graft => {
             program.push_str("table link(at: node, to: node);\n");
             for rel in 0..RELATIONS {
-                let declared: String =
-                    (0..columns[rel]).map(|c| format!(", v{c}: int")).collect();
+                let declared: String = (0..columns[rel]).map(|c| format!(", v{c}: int")).collect();
                 let persistence = if rng.chance(20) {
                     outputs = true;
                     "output"
@@ -307,7 +306,10 @@ fn random_rule(
         bound.push("K");
     }
     // `L` must be bound by a positive atom: the first may have been given another location.
-    if !body.iter().any(|atom| atom.contains("(L,") || atom.contains("(L)")) {
+    if !body
+        .iter()
+        .any(|atom| atom.contains("(L,") || atom.contains("(L)"))
+    {
         body.push("link(L, _)".to_owned());
     }
     let mut location = "L".to_owned();
