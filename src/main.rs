@@ -4,6 +4,8 @@
 mod commands;
 mod load;
 mod program;
+mod progress;
+mod protocol;
 mod render;
 
 use std::io::IsTerminal;
@@ -97,11 +99,14 @@ pub enum Outcome {
 /// Settings shared by every command.
 pub struct Context {
     pub color: bool,
+    /// Warnings were already reported (or are not wanted): commands render only errors.
+    pub quiet: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let context = Context {
+        quiet: false,
         color: match cli.color {
             ColorWhen::Always => true,
             ColorWhen::Never => false,
