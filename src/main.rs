@@ -7,6 +7,7 @@ mod program;
 mod progress;
 mod protocol;
 mod render;
+mod report_html;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -75,6 +76,14 @@ enum Command {
     /// and inputs), 1 counterexample (or divergence, or program errors), 2 usage or I/O
     /// errors, 3 inconclusive (a limit stopped the search).
     Verify(commands::verify::VerifyArgs),
+    /// Write one self-contained HTML page about a protocol directory: its versions and how each
+    /// was derived, and for each its check summary, cost, test results, latest verification
+    /// verdicts with their diagrams, and the rewrites known to be refused.
+    ///
+    /// The verdicts are the verification cache's latest entries (what the last `graft verify`
+    /// found); a configuration without one is verified now and cached (`--no-cache`: verify
+    /// everything now, cache nothing).
+    Report(commands::report::ReportArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -124,6 +133,7 @@ fn main() -> ExitCode {
         Command::Rewrite(args) => commands::rewrite::run(&context, &args),
         Command::Test(args) => commands::test::run(&context, &args),
         Command::Verify(args) => commands::verify::run(&context, &args),
+        Command::Report(args) => commands::report::run(&context, &args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -94,11 +94,6 @@ impl ProgressLine {
         self.enabled
     }
 
-    /// Changes the label (e.g. to the protocol now being worked on).
-    pub fn set_label(&mut self, label: &str) {
-        label.clone_into(&mut self.label);
-    }
-
     /// Reports `count` units done so far and a detail; redraws when enough time has passed.
     pub fn update(&mut self, count: u64, detail: &str) {
         self.update_at(Instant::now(), count, detail);

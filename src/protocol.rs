@@ -309,9 +309,6 @@ pub fn protocol_file(root: &Path) -> anyhow::Result<ProtocolFile> {
 /// One verification to run: a program, its facts files and a configuration.
 #[derive(Clone, Debug)]
 pub struct VerifyJob {
-    /// The version's name (`original`, the versions directory's name) or the program's path
-    /// relative to the protocol directory.
-    pub name: String,
     pub program: PathBuf,
     pub facts: Vec<PathBuf>,
     pub config: VerifyConfig,
@@ -337,7 +334,6 @@ pub fn verify_jobs(root: &Path) -> anyhow::Result<Vec<VerifyJob>> {
             let mut facts = topology.clone();
             facts.push(root_workload.clone());
             jobs.push(VerifyJob {
-                name: program.clone(),
                 program: path,
                 facts,
                 config: config.clone(),
@@ -372,7 +368,6 @@ pub fn verify_jobs(root: &Path) -> anyhow::Result<Vec<VerifyJob>> {
                 .filter(|_| per_tick)
                 .map(|index| versions[index].program.clone());
             jobs.push(VerifyJob {
-                name: version.name(root),
                 program: version.program.clone(),
                 facts,
                 config: config.clone(),

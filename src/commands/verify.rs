@@ -121,6 +121,35 @@ pub struct VerifyArgs {
 }
 
 impl VerifyArgs {
+    /// The options `graft verify` has when only files and bounds are given (used by
+    /// `graft report`, which then sets a configuration with [`VerifyArgs::for_job`]).
+    pub fn defaults(no_cache: bool) -> VerifyArgs {
+        VerifyArgs {
+            files: Vec::new(),
+            facts: Vec::new(),
+            eot: None,
+            eff: 0,
+            crashes: 0,
+            nodes: Vec::new(),
+            strategy: Strategy::Ldfi,
+            runs: None,
+            seed: 0,
+            all: false,
+            use_symmetry: false,
+            max_executions: 10_000,
+            out: None,
+            format: VerifyFormat::Text,
+            refines: None,
+            justification: None,
+            explain_diff: Vec::new(),
+            engine: Engine::Reference,
+            workers: 1,
+            cache: None,
+            no_cache,
+            jobs: 1,
+        }
+    }
+
     /// The end of time (`run` has checked that it was given).
     fn end_of_time(&self) -> u64 {
         self.eot.unwrap_or(1)
@@ -128,7 +157,7 @@ impl VerifyArgs {
 
     /// The arguments of one verification of a tree: this configuration, the other options
     /// (engine, workers, cache, limits) as given.
-    fn for_job(&self, job: &VerifyJob, refines: bool) -> VerifyArgs {
+    pub fn for_job(&self, job: &VerifyJob, refines: bool) -> VerifyArgs {
         let justification = job
             .program
             .parent()
@@ -980,6 +1009,15 @@ pub fn latest(
         report: verified.report,
         cached: false,
     }))
+}
+
+/// Whether a verdict is the one a configuration expects.
+pub fn expectation_met(verdict: Verdict, expect: Expectation) -> bool {
+    matches!(
+        (verdict, expect),
+        (Verdict::Certified, Expectation::Certified)
+            | (Verdict::Counterexample, Expectation::Counterexample)
+    )
 }
 
 /// How one verification of a tree ended.
