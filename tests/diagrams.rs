@@ -299,9 +299,10 @@ fn lamport_diagrams_of_every_example_version_have_no_overlapping_labels() {
         // No faults; the first node crashed at 2; every message of the first two nodes lost
         // at ticks 1-3; the last node crashed at 1 with the first's messages lost.
         let mut schedules = vec![FaultSet::default()];
-        let mut crash = FaultSet::default();
-        crash.crashes = BTreeMap::from([(nodes[0].clone(), 2)]);
-        schedules.push(crash);
+        schedules.push(FaultSet {
+            crashes: BTreeMap::from([(nodes[0].clone(), 2)]),
+            ..FaultSet::default()
+        });
         let mut drops = FaultSet::default();
         for from in nodes.iter().take(2) {
             for to in &nodes {
