@@ -249,3 +249,60 @@ fn bounds_on_the_command_line_are_refused_with_a_directory() {
         transcript(&output)
     );
 }
+
+/// Runs `command` under `script`, which gives it a terminal; `None` where `script` is missing.
+fn on_a_terminal(command: &str) -> Option<String> {
+    let script = ["/usr/bin/script", "/bin/script"]
+        .into_iter()
+        .find(|path| Path::new(path).is_file())?;
+    let log = std::env::temp_dir().join(format!("graft-tree-{}-terminal.log", std::process::id()));
+    let status = std::process::Command::new(script)
+        .args(["-qec", command])
+        .arg(&log)
+        .current_dir(common::root())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("script runs");
+    assert!(status.success(), "{command}: {status}");
+    let text = std::fs::read_to_string(&log).expect("typescript");
+    let _ = std::fs::remove_file(&log);
+    Some(text)
+}
+
+#[test]
+fn progress_is_drawn_on_a_terminal_cleared_at_the_end_and_never_with_json() {
+    let graft_binary = env!("CARGO_BIN_EXE_graft");
+    // Verifying 2PC and its versions takes seconds in a debug build: long enough to draw.
+    let Some(text) = on_a_terminal(&format!(
+        "{graft_binary} --color=never verify examples --no-cache > /dev/null"
+    )) else {
+        println!("skipped: no `script` to give graft a terminal");
+        return;
+    };
+    let drawn: Vec<&str> = text
+        .split('\r')
+        .filter(|part| part.starts_with("verify: "))
+        .collect();
+    assert!(!drawn.is_empty(), "no progress line on a terminal:\n{text}");
+    assert!(
+        drawn
+            .iter()
+            .all(|line| line.contains(" executions, ") && line.contains("/s, now EOT ")),
+        "{drawn:?}"
+    );
+    // The last thing drawn blanks the line.
+    let last = text.rsplit("verify: ").next().unwrap_or_default();
+    assert!(
+        last.contains("\r          "),
+        "the line is not cleared:\n{last}"
+    );
+    let json = on_a_terminal(&format!(
+        "{graft_binary} --color=never verify examples --no-cache --format json > /dev/null"
+    ))
+    .unwrap_or_default();
+    assert!(
+        !json.contains("verify: "),
+        "progress with --format json:\n{json}"
+    );
+}

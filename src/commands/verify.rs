@@ -1071,6 +1071,7 @@ fn verify_job(
     context: &Context,
     args: &VerifyArgs,
     job: &VerifyJob,
+    root: &Path,
     progress: &SharedProgress,
 ) -> JobResult {
     let config = &job.config;
@@ -1154,7 +1155,9 @@ fn verify_job(
     });
     let job_args = args.for_job(job, refines);
     let mut last = 0_u64;
-    let detail = format!("now: {label}");
+    // The bounds first: a long path is what the line cuts.
+    let short = job.program.strip_prefix(root).unwrap_or(&job.program);
+    let detail = format!("now {bounds}: {}", display(short));
     let verified = verify_files(context, &job_args, &mut |event| {
         progress.add(event.executions.saturating_sub(last), &detail);
         last = event.executions;
@@ -1288,7 +1291,7 @@ pub fn verify_tree(context: &Context, args: &VerifyArgs, root: &Path) -> anyhow:
         quiet: true,
     };
     let results = parallel_map(&jobs, args.jobs, |job| match job {
-        Ok(job) => verify_job(&quiet, args, job, &progress),
+        Ok(job) => verify_job(&quiet, args, job, root, &progress),
         Err(line) => JobResult {
             status: JobStatus::Failed,
             line: line.clone(),
