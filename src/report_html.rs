@@ -124,7 +124,7 @@ pub fn page(report: &ProtocolReport) -> String {
             refusal
                 .note
                 .as_ref()
-                .map(|note| format!(" — {}", escape(note)))
+                .map(|note| format!(" — {}", code_spans(&escape(note))))
                 .unwrap_or_default(),
             escape(&refusal.text)
         );
@@ -471,7 +471,7 @@ fn verification_block(out: &mut String, verification: &VerificationReport, diagr
         escape(&config.workload)
     );
     if let Some(note) = &config.note {
-        let _ = writeln!(out, "<p>{}</p>", escape(note));
+        let _ = writeln!(out, "<p>{}</p>", code_spans(&escape(note)));
     }
     let _ = writeln!(
         out,

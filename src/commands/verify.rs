@@ -28,6 +28,7 @@ use graft_verify::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::commands::fmt::write_atomically;
 use crate::commands::run::Engine;
 use crate::commands::test::parallel_map;
 use crate::program::{self, CrashModelArg, Loaded, RunOptions};
@@ -349,18 +350,36 @@ fn read_cache(directory: Option<&Path>, version: &str) -> CacheFile {
         .unwrap_or_default()
 }
 
-fn write_cache(directory: &Path, version: &str, mut cache: CacheFile, entry: CacheEntry) {
+/// Cache writes of this process, one at a time (the jobs of `graft verify DIR` run in
+/// parallel and may share a version's file).
+static CACHE_WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn write_cache(directory: &Path, version: &str, cache: CacheFile, entry: CacheEntry) {
+    let _one_at_a_time = CACHE_WRITES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Other verifications may have added entries since `cache` was read: start from the file
+    // as it is now.
+    let current = read_cache(Some(directory), version);
+    let mut cache = if current.entries.is_empty() {
+        cache
+    } else {
+        current
+    };
     cache.format = CACHE_FORMAT.to_string();
     cache.version = version.to_string();
     cache.entries.retain(|old| old.key != entry.key);
     cache.entries.push(entry);
-    let written = std::fs::create_dir_all(directory).and_then(|()| {
-        let text = serde_json::to_string_pretty(&cache).unwrap_or_default();
-        std::fs::write(cache_path(directory, version), text + "\n")
-    });
+    let written = std::fs::create_dir_all(directory)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            let text = serde_json::to_string_pretty(&cache).unwrap_or_default();
+            // Through a temporary file and a rename: a reader never sees half a file.
+            write_atomically(&cache_path(directory, version), &(text + "\n"))
+        });
     if let Err(error) = written {
         eprintln!(
-            "warning: cannot write the verification cache in `{}`: {error}",
+            "warning: cannot write the verification cache in `{}`: {error:#}",
             directory.display()
         );
     }
