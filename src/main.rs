@@ -4,7 +4,10 @@
 mod commands;
 mod load;
 mod program;
+mod progress;
+mod protocol;
 mod render;
+mod report_html;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -73,6 +76,14 @@ enum Command {
     /// and inputs), 1 counterexample (or divergence, or program errors), 2 usage or I/O
     /// errors, 3 inconclusive (a limit stopped the search).
     Verify(commands::verify::VerifyArgs),
+    /// Write one self-contained HTML page about a protocol directory: its versions and how each
+    /// was derived, and for each its check summary, cost, test results, latest verification
+    /// verdicts with their diagrams, and the rewrites known to be refused.
+    ///
+    /// The verdicts are the verification cache's latest entries (what the last `graft verify`
+    /// found); a configuration without one is verified now and cached (`--no-cache`: verify
+    /// everything now, cache nothing).
+    Report(commands::report::ReportArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -97,11 +108,14 @@ pub enum Outcome {
 /// Settings shared by every command.
 pub struct Context {
     pub color: bool,
+    /// Warnings were already reported (or are not wanted): commands render only errors.
+    pub quiet: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let context = Context {
+        quiet: false,
         color: match cli.color {
             ColorWhen::Always => true,
             ColorWhen::Never => false,
@@ -119,6 +133,7 @@ fn main() -> ExitCode {
         Command::Rewrite(args) => commands::rewrite::run(&context, &args),
         Command::Test(args) => commands::test::run(&context, &args),
         Command::Verify(args) => commands::verify::run(&context, &args),
+        Command::Report(args) => commands::report::run(&context, &args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -139,6 +139,33 @@ pub fn load_and_check(context: &Context, options: &RunOptions) -> anyhow::Result
     })))
 }
 
+/// Checks a program and facts files without printing: `Some` with the rendered errors when
+/// there are any.
+pub fn check_quietly(files: &[String], facts: &[String]) -> anyhow::Result<Option<String>> {
+    let mut loaded = load::load(files)?;
+    let checked = graft_compiler::check(&loaded.sources, &loaded.files);
+    let mut diagnostics = loaded.diagnostics.clone();
+    diagnostics.extend(checked.diagnostics.iter().cloned());
+    let workload = load::load_facts(&mut loaded.sources, facts)?;
+    diagnostics.extend(workload.diagnostics);
+    if !diagnostics.iter().any(Diagnostic::is_error) {
+        let (_, fact_diagnostics) = graft_compiler::check_facts(&checked.program, &workload.files);
+        diagnostics.extend(fact_diagnostics);
+    }
+    sort_diagnostics(&mut diagnostics);
+    let errors: Vec<Diagnostic> = diagnostics
+        .into_iter()
+        .filter(Diagnostic::is_error)
+        .collect();
+    if errors.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(render::diagnostics_to_string(
+        &loaded.sources,
+        &errors,
+    )))
+}
+
 /// The evaluator's configuration for these options.
 pub fn run_config(options: &RunOptions) -> RunConfig {
     RunConfig {

@@ -3,16 +3,18 @@
 //! `.snap.new` files a difference leaves), and compare each rewritten version's outputs with
 //! its source version's, mapped back through the justification record.
 //!
-//! Layout: the original program is `DIR/<DIR's name>.graft` (or every `.graft` file in DIR);
-//! each rewritten version is a directory `DIR/versions/NAME/` holding one `.graft` program,
-//! its `justification.json` and its facts files. In every version directory, `workload*.facts`
-//! are workloads (one run each) and every other `.facts` file is topology, given to every run.
-//! Snapshots live in `snapshots/` next to the program.
+//! Layout: see [`crate::protocol`]; each workload is one run, and snapshots live in
+//! `snapshots/` next to the program. Given a directory of protocol directories (a tree), every
+//! protocol is tested (`--jobs N` at once) and one line per protocol version says whether it
+//! passed and, if not, which workload, snapshot or comparison failed.
+//!
+//! [`test_protocol`] computes the results without printing; `graft report` shows the same
+//! results (snapshot status, comparisons with the source version) in its page.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use clap::Args;
 use graft_eval::{Evaluator, RunConfig, ShowSet};
 use graft_language::diagnostic::Diagnostic;
@@ -21,6 +23,8 @@ use graft_rewrites::compare::{self, OutputFact};
 use graft_rewrites::justification::Assumption;
 
 use crate::commands::fmt::write_atomically;
+use crate::progress::{self, ProgressLine, SharedProgress};
+use crate::protocol::{self, Version, display, facts_of};
 use crate::{Context, Outcome, load, render};
 
 #[derive(Args, Debug)]
@@ -31,103 +35,18 @@ pub struct TestArgs {
     /// Write the current outputs as the new snapshots instead of comparing.
     #[arg(long)]
     pub accept: bool,
-}
-
-/// One program version found in the directory.
-struct Version {
-    program: PathBuf,
-    directory: PathBuf,
-    hash: String,
-    justification: Option<Justification>,
-}
-
-fn list(directory: &Path, extension: &str) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(directory)
-        .with_context(|| format!("cannot list `{}`", directory.display()))?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.is_file() && path.extension().is_some_and(|e| e == extension))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-fn hash_of(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-    Ok(graft_rewrites::content_hash(&bytes))
-}
-
-fn versions(root: &Path) -> anyhow::Result<Vec<Version>> {
-    let mut found = Vec::new();
-    let name = root
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let main = root.join(format!("{name}.graft"));
-    let originals = if main.is_file() {
-        vec![main]
-    } else {
-        list(root, "graft")?
-    };
-    for program in originals {
-        found.push(Version {
-            hash: hash_of(&program)?,
-            program,
-            directory: root.to_path_buf(),
-            justification: None,
-        });
-    }
-    let versions_dir = root.join("versions");
-    if versions_dir.is_dir() {
-        let mut directories: Vec<PathBuf> = std::fs::read_dir(&versions_dir)?
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| path.is_dir())
-            .collect();
-        directories.sort();
-        for directory in directories {
-            let programs = list(&directory, "graft")?;
-            let [program] = programs.as_slice() else {
-                bail!(
-                    "`{}` must hold exactly one .graft program",
-                    directory.display()
-                );
-            };
-            let path = directory.join("justification.json");
-            let text = load::read_text(&path.to_string_lossy())?;
-            let justification: Justification = serde_json::from_str(&text)
-                .with_context(|| format!("`{}` is not a justification record", path.display()))?;
-            found.push(Version {
-                hash: hash_of(program)?,
-                program: program.clone(),
-                directory,
-                justification: Some(justification),
-            });
-        }
-    }
-    if found.is_empty() {
-        bail!("`{}` holds no .graft program", root.display());
-    }
-    Ok(found)
-}
-
-/// The facts files of a version: (topology files, workloads).
-fn facts_of(directory: &Path) -> anyhow::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let (workloads, topology): (Vec<PathBuf>, Vec<PathBuf>) =
-        list(directory, "facts")?.into_iter().partition(|path| {
-            path.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("workload"))
-        });
-    Ok((topology, workloads))
+    /// Given a tree of protocol directories: test this many protocols at once.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub jobs: u64,
 }
 
 /// The outputs of one run, or the rendered problems that stopped it.
-struct Outputs {
-    facts: Vec<OutputFact>,
-    text: String,
-    last_tick: u64,
+pub struct Outputs {
+    pub facts: Vec<OutputFact>,
+    pub text: String,
+    pub last_tick: u64,
     /// Assumptions of the justification that this run breaks, one line each.
-    violations: Vec<String>,
+    pub violations: Vec<String>,
 }
 
 /// Every assumption of the passes that made a version.
@@ -197,8 +116,7 @@ fn key_violations(
     violations
 }
 
-fn run_version(
-    context: &Context,
+pub fn run_version(
     program: &Path,
     facts: &[PathBuf],
     assumptions: &[Assumption],
@@ -221,7 +139,6 @@ fn run_version(
         .filter(Diagnostic::is_error)
         .collect();
     if !errors.is_empty() {
-        let _ = context;
         return Ok(Err(render::diagnostics_to_string(&loaded.sources, &errors)));
     }
     let evaluator = Evaluator::new(&checked)?;
@@ -243,10 +160,6 @@ fn run_version(
     }))
 }
 
-fn display(path: &Path) -> String {
-    path.to_string_lossy().replace('\\', "/")
-}
-
 /// insta's snapshot file: a YAML header, then the contents.
 fn snapshot_text(source: &str, expression: &str, contents: &str) -> String {
     format!(
@@ -262,7 +175,7 @@ fn snapshot_contents(text: &str) -> Option<String> {
     Some(rest[end + 5..].to_owned())
 }
 
-fn line_diff(expected: &str, actual: &str) -> String {
+pub fn line_diff(expected: &str, actual: &str) -> String {
     let old: Vec<&str> = expected.lines().collect();
     let new: Vec<&str> = actual.lines().collect();
     // Longest common subsequence, for a readable diff of small outputs.
@@ -295,49 +208,126 @@ fn line_diff(expected: &str, actual: &str) -> String {
     out
 }
 
-pub fn run(context: &Context, args: &TestArgs) -> anyhow::Result<Outcome> {
-    let root = Path::new(args.directory.trim_end_matches('/'));
-    if !root.is_dir() {
-        bail!("`{}` is not a directory", args.directory);
+/// What `graft test` does with the snapshots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotMode {
+    /// Compare; leave `.snap.new` files where they differ.
+    Compare,
+    /// Write the current outputs as the snapshots.
+    Accept,
+    /// Compare and write nothing (`graft report`).
+    Inspect,
+}
+
+/// One check of a run (a version on a workload): its snapshot, an assumption, or the
+/// comparison with the source version.
+pub struct RunCheck {
+    pub version: usize,
+    pub workload: String,
+    pub passed: bool,
+    /// A few words for the one-line summary of a tree (`workload: snapshot differs`).
+    pub summary: String,
+    /// What `graft test DIR` prints for it (`ok   ...` or `FAIL ...` with details).
+    pub text: String,
+}
+
+/// A rewritten version's outputs next to its source's on one workload.
+pub struct SourceComparison {
+    pub version: usize,
+    pub source: usize,
+    pub workload: String,
+    /// `per-tick`, `eventual`, or `not compared: outputs may change`.
+    pub mode: String,
+    /// The source's outputs, as `graft run` prints them.
+    pub source_text: String,
+    /// This version's outputs mapped back to the source's nodes and relations.
+    pub mapped_text: String,
+    pub diverged: bool,
+}
+
+/// Everything `graft test` found in one protocol directory.
+pub struct ProtocolTest {
+    pub versions: Vec<Version>,
+    pub checks: Vec<RunCheck>,
+    pub comparisons: Vec<SourceComparison>,
+    /// Runs made (a version on a workload).
+    pub runs: usize,
+    /// Failed checks.
+    pub failures: usize,
+}
+
+impl ProtocolTest {
+    fn push(
+        &mut self,
+        version: usize,
+        workload: &str,
+        passed: bool,
+        summary: String,
+        text: String,
+    ) {
+        if !passed {
+            self.failures += 1;
+        }
+        self.checks.push(RunCheck {
+            version,
+            workload: workload.to_owned(),
+            passed,
+            summary,
+            text,
+        });
     }
-    let versions = versions(root)?;
-    let by_hash: BTreeMap<&str, usize> = versions
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (v.hash.as_str(), i))
-        .collect();
-    let mut failures = 0_usize;
-    let mut checks = 0_usize;
+}
+
+/// The runs of a version: (workload name, facts files), one per workload file (`default`
+/// with the topology alone when it has none).
+pub fn workload_runs(directory: &Path) -> anyhow::Result<Vec<(String, Vec<PathBuf>)>> {
+    let (topology, workloads) = facts_of(directory)?;
+    Ok(if workloads.is_empty() {
+        vec![("default".to_owned(), topology)]
+    } else {
+        workloads
+            .iter()
+            .map(|w| {
+                let mut files = topology.clone();
+                files.push(w.clone());
+                (
+                    w.file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    files,
+                )
+            })
+            .collect()
+    })
+}
+
+/// Tests every version of the protocol in `root` on every workload; prints nothing.
+pub fn test_protocol(root: &Path, mode: SnapshotMode) -> anyhow::Result<ProtocolTest> {
+    let versions = protocol::versions(root)?;
+    let mut result = ProtocolTest {
+        versions: Vec::new(),
+        checks: Vec::new(),
+        comparisons: Vec::new(),
+        runs: 0,
+        failures: 0,
+    };
     let mut cache: BTreeMap<(usize, String, String), Result<Outputs, String>> = BTreeMap::new();
     for (index, version) in versions.iter().enumerate() {
-        let (topology, workloads) = facts_of(&version.directory)?;
-        let runs: Vec<(String, Vec<PathBuf>)> = if workloads.is_empty() {
-            vec![("default".to_owned(), topology.clone())]
-        } else {
-            workloads
-                .iter()
-                .map(|w| {
-                    let mut files = topology.clone();
-                    files.push(w.clone());
-                    (
-                        w.file_stem()
-                            .map(|s| s.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
-                        files,
-                    )
-                })
-                .collect()
-        };
-        for (workload, files) in &runs {
-            checks += 1;
+        for (workload, files) in &workload_runs(&version.directory)? {
+            result.runs += 1;
             let label = format!("{} on {workload}", display(&version.program));
             let assumptions = assumptions_of(version.justification.as_ref());
-            let outputs = run_version(context, &version.program, files, &assumptions)?;
+            let outputs = run_version(&version.program, files, &assumptions)?;
             let outputs = match outputs {
                 Ok(outputs) => outputs,
                 Err(rendered) => {
-                    failures += 1;
-                    println!("FAIL {label}: the program or its facts do not check\n{rendered}");
+                    result.push(
+                        index,
+                        workload,
+                        false,
+                        format!("{workload}: the program or its facts do not check"),
+                        format!("FAIL {label}: the program or its facts do not check\n{rendered}"),
+                    );
                     continue;
                 }
             };
@@ -360,133 +350,207 @@ pub fn run(context: &Context, args: &TestArgs) -> anyhow::Result<Outcome> {
             let text = snapshot_text(&display(&version.program), &expression, &outputs.text);
             let stored = std::fs::read_to_string(&path).ok();
             let stored_contents = stored.as_deref().and_then(snapshot_contents);
-            if args.accept {
+            if mode == SnapshotMode::Accept {
                 std::fs::create_dir_all(&snapshots)?;
                 if stored.as_deref() != Some(text.as_str()) {
                     write_atomically(&path, &text)?;
-                    println!("accepted {label}: {}", display(&path));
+                    result.push(
+                        index,
+                        workload,
+                        true,
+                        format!("{workload}: snapshot accepted"),
+                        format!("accepted {label}: {}", display(&path)),
+                    );
                 }
                 let pending = path.with_extension("snap.new");
                 if pending.exists() {
                     std::fs::remove_file(&pending)?;
                 }
             } else {
+                let write_pending = mode == SnapshotMode::Compare;
                 match stored_contents {
                     Some(contents) if contents.trim_end() == outputs.text.trim_end() => {
-                        println!("ok   {label}: snapshot");
+                        result.push(
+                            index,
+                            workload,
+                            true,
+                            format!("{workload}: snapshot"),
+                            format!("ok   {label}: snapshot"),
+                        );
                     }
                     Some(contents) => {
-                        failures += 1;
-                        std::fs::create_dir_all(&snapshots)?;
-                        write_atomically(&path.with_extension("snap.new"), &text)?;
-                        println!(
-                            "FAIL {label}: the outputs differ from the snapshot {} (- stored, + now; review with `cargo insta review` or rerun with --accept)\n{}",
-                            display(&path),
-                            line_diff(&contents, &outputs.text)
+                        if write_pending {
+                            std::fs::create_dir_all(&snapshots)?;
+                            write_atomically(&path.with_extension("snap.new"), &text)?;
+                        }
+                        result.push(
+                            index,
+                            workload,
+                            false,
+                            format!("{workload}: outputs differ from {}", display(&path)),
+                            format!(
+                                "FAIL {label}: the outputs differ from the snapshot {} (- stored, + now; review with `cargo insta review` or rerun with --accept)\n{}",
+                                display(&path),
+                                line_diff(&contents, &outputs.text)
+                            ),
                         );
                     }
                     None => {
-                        failures += 1;
-                        std::fs::create_dir_all(&snapshots)?;
-                        write_atomically(&path.with_extension("snap.new"), &text)?;
-                        println!(
-                            "FAIL {label}: no snapshot {} yet (rerun with --accept to create it)",
-                            display(&path)
+                        if write_pending {
+                            std::fs::create_dir_all(&snapshots)?;
+                            write_atomically(&path.with_extension("snap.new"), &text)?;
+                        }
+                        result.push(
+                            index,
+                            workload,
+                            false,
+                            format!("{workload}: no snapshot {}", display(&path)),
+                            format!(
+                                "FAIL {label}: no snapshot {} yet (rerun with --accept to create it)",
+                                display(&path)
+                            ),
                         );
                     }
                 }
             }
             for violation in &outputs.violations {
-                failures += 1;
-                println!(
-                    "FAIL {label}: {violation}; the version is not equivalent to its source on this workload (fix the program or workload, or derive the version without the key)"
+                result.push(
+                    index,
+                    workload,
+                    false,
+                    format!("{workload}: an assumed key does not hold"),
+                    format!(
+                        "FAIL {label}: {violation}; the version is not equivalent to its source on this workload (fix the program or workload, or derive the version without the key)"
+                    ),
                 );
             }
             // Against the source version.
-            if let Some(justification) = &version.justification {
-                let Some(parent) = by_hash.get(justification.source.hash.as_str()).copied() else {
-                    failures += 1;
-                    println!(
+            let Some(justification) = &version.justification else {
+                continue;
+            };
+            let Some(parent) = protocol::source_of(&versions, version) else {
+                result.push(
+                    index,
+                    workload,
+                    false,
+                    "its source version changed since the rewrite".to_owned(),
+                    format!(
                         "FAIL {label}: its source version ({}, {}) is not in `{}`: the source changed since the rewrite; derive this version again with `graft rewrite`",
                         justification.source.files.join(", "),
                         justification.source.hash,
                         display(root)
-                    );
-                    continue;
-                };
-                let parent_version = &versions[parent];
-                let key = (parent, workload.clone(), format!("{assumptions:?}"));
-                if !cache.contains_key(&key) {
-                    let (parent_topology, parent_workloads) = facts_of(&parent_version.directory)?;
-                    let mut parent_files = parent_topology;
-                    if workload != "default" {
-                        match parent_workloads.iter().find(|w| {
-                            w.file_stem()
-                                .is_some_and(|s| s.to_string_lossy() == workload.as_str())
-                        }) {
-                            Some(found) => parent_files.push(found.clone()),
-                            None => {
-                                failures += 1;
-                                println!(
+                    ),
+                );
+                continue;
+            };
+            let parent_version = &versions[parent];
+            let key = (parent, workload.clone(), format!("{assumptions:?}"));
+            if !cache.contains_key(&key) {
+                let (parent_topology, parent_workloads) = facts_of(&parent_version.directory)?;
+                let mut parent_files = parent_topology;
+                if workload != "default" {
+                    match parent_workloads.iter().find(|w| {
+                        w.file_stem()
+                            .is_some_and(|s| s.to_string_lossy() == workload.as_str())
+                    }) {
+                        Some(found) => parent_files.push(found.clone()),
+                        None => {
+                            result.push(
+                                index,
+                                workload,
+                                false,
+                                format!("{workload}: the source version has no such workload"),
+                                format!(
                                     "FAIL {label}: the source version has no workload `{workload}`"
-                                );
-                                continue;
-                            }
+                                ),
+                            );
+                            continue;
                         }
                     }
-                    cache.insert(
-                        key.clone(),
-                        run_version(
-                            context,
-                            &parent_version.program,
-                            &parent_files,
-                            &assumptions,
-                        )?,
-                    );
                 }
-                let Some(Ok(parent_outputs)) = cache.get(&key) else {
-                    failures += 1;
-                    println!("FAIL {label}: its source version does not run");
-                    continue;
-                };
-                if !parent_outputs.violations.is_empty() {
-                    failures += parent_outputs.violations.len();
-                    for violation in &parent_outputs.violations {
-                        println!(
+                cache.insert(
+                    key.clone(),
+                    run_version(&parent_version.program, &parent_files, &assumptions)?,
+                );
+            }
+            let Some(Ok(parent_outputs)) = cache.get(&key) else {
+                result.push(
+                    index,
+                    workload,
+                    false,
+                    "its source version does not run".to_owned(),
+                    format!("FAIL {label}: its source version does not run"),
+                );
+                continue;
+            };
+            if !parent_outputs.violations.is_empty() {
+                for violation in &parent_outputs.violations {
+                    result.push(
+                        index,
+                        workload,
+                        false,
+                        format!("{workload}: an assumed key does not hold in the source"),
+                        format!(
                             "FAIL {label}: in the source version {}: {violation}; the rewrite's precondition does not hold on this workload",
                             display(&parent_version.program)
-                        );
-                    }
-                    continue;
-                }
-                let mapped = compare::map_back(justification, &outputs.facts);
-                let divergence = compare::compare(
-                    justification.comparison,
-                    &parent_outputs.facts,
-                    &mapped,
-                    parent_outputs.last_tick,
-                    outputs.last_tick,
-                );
-                let mode = match justification.comparison {
-                    graft_rewrites::justification::Comparison::PerTick => "per-tick",
-                    graft_rewrites::justification::Comparison::Eventual => "eventual",
-                    graft_rewrites::justification::Comparison::None => {
-                        "not compared: outputs may change"
-                    }
-                };
-                if divergence.is_empty() {
-                    println!(
-                        "ok   {label}: same outputs as {} ({mode})",
-                        display(&parent_version.program)
+                        ),
                     );
-                } else {
-                    failures += 1;
-                    let mapped_text: String = mapped
-                        .iter()
-                        .map(|(r, v, t)| format!("{}\n", graft_eval::render_fact(r, v, *t)))
-                        .collect();
-                    println!(
-                        "FAIL {label}: the outputs diverge from {} ({mode} comparison)\n  only in the source version:\n{}  only in this version (mapped back):\n{}--- source version's outputs\n{}--- this version's outputs, mapped back\n{}",
+                }
+                continue;
+            }
+            let mapped = compare::map_back(justification, &outputs.facts);
+            let divergence = compare::compare(
+                justification.comparison,
+                &parent_outputs.facts,
+                &mapped,
+                parent_outputs.last_tick,
+                outputs.last_tick,
+            );
+            let mode_name = match justification.comparison {
+                graft_rewrites::justification::Comparison::PerTick => "per-tick",
+                graft_rewrites::justification::Comparison::Eventual => "eventual",
+                graft_rewrites::justification::Comparison::None => {
+                    "not compared: outputs may change"
+                }
+            };
+            let mapped_text: String = mapped
+                .iter()
+                .map(|(r, v, t)| format!("{}\n", graft_eval::render_fact(r, v, *t)))
+                .collect();
+            result.comparisons.push(SourceComparison {
+                version: index,
+                source: parent,
+                workload: workload.clone(),
+                mode: mode_name.to_owned(),
+                source_text: parent_outputs.text.clone(),
+                mapped_text: mapped_text.clone(),
+                diverged: !divergence.is_empty(),
+            });
+            if divergence.is_empty() {
+                result.push(
+                    index,
+                    workload,
+                    true,
+                    format!(
+                        "{workload}: same outputs as {} ({mode_name})",
+                        display(&parent_version.program)
+                    ),
+                    format!(
+                        "ok   {label}: same outputs as {} ({mode_name})",
+                        display(&parent_version.program)
+                    ),
+                );
+            } else {
+                result.push(
+                    index,
+                    workload,
+                    false,
+                    format!(
+                        "{workload}: outputs diverge from {} ({mode_name})",
+                        display(&parent_version.program)
+                    ),
+                    format!(
+                        "FAIL {label}: the outputs diverge from {} ({mode_name} comparison)\n  only in the source version:\n{}  only in this version (mapped back):\n{}--- source version's outputs\n{}--- this version's outputs, mapped back\n{}",
                         display(&parent_version.program),
                         divergence
                             .only_source
@@ -500,16 +564,177 @@ pub fn run(context: &Context, args: &TestArgs) -> anyhow::Result<Outcome> {
                             .collect::<String>(),
                         parent_outputs.text,
                         mapped_text
-                    );
-                }
+                    ),
+                );
             }
-            let _ = index;
         }
     }
-    if failures > 0 {
-        println!("{failures} of {checks} run(s) failed");
-        return Ok(Outcome::ProgramErrors);
+    result.versions = versions;
+    Ok(result)
+}
+
+pub fn run(_context: &Context, args: &TestArgs) -> anyhow::Result<Outcome> {
+    let root = Path::new(args.directory.trim_end_matches('/'));
+    if !root.is_dir() {
+        bail!("`{}` is not a directory", args.directory);
     }
-    println!("{checks} run(s) passed");
-    Ok(Outcome::Success)
+    let mode = if args.accept {
+        SnapshotMode::Accept
+    } else {
+        SnapshotMode::Compare
+    };
+    if protocol::is_protocol(root) {
+        let result = test_protocol(root, mode)?;
+        for check in &result.checks {
+            println!("{}", check.text);
+        }
+        if result.failures > 0 {
+            println!("{} of {} run(s) failed", result.failures, result.runs);
+            return Ok(Outcome::ProgramErrors);
+        }
+        println!("{} run(s) passed", result.runs);
+        return Ok(Outcome::Success);
+    }
+    test_tree(root, mode, args.jobs)
+}
+
+/// `graft test` on a tree: every protocol, one line per version.
+fn test_tree(root: &Path, mode: SnapshotMode, jobs: u64) -> anyhow::Result<Outcome> {
+    let protocols = protocol::protocols_under(root)?;
+    let progress = SharedProgress::new(ProgressLine::new(
+        "test",
+        "protocols",
+        progress::wanted(false),
+    ));
+    let results = parallel_map(&protocols, jobs, |directory| {
+        let result = test_protocol(directory, mode);
+        progress.add(
+            1,
+            &format!("of {}, last: {}", protocols.len(), display(directory)),
+        );
+        result
+    });
+    progress.finish();
+    let mut versions = 0_usize;
+    let mut failed_versions = 0_usize;
+    let mut runs = 0_usize;
+    for (directory, result) in protocols.iter().zip(results) {
+        let result = match result {
+            Ok(result) => result,
+            Err(error) => {
+                versions += 1;
+                failed_versions += 1;
+                println!("FAIL {}: {error:#}", display(directory));
+                continue;
+            }
+        };
+        runs += result.runs;
+        for (index, version) in result.versions.iter().enumerate() {
+            versions += 1;
+            let checks: Vec<&RunCheck> = result
+                .checks
+                .iter()
+                .filter(|c| c.version == index)
+                .collect();
+            let failed: Vec<&&RunCheck> = checks.iter().filter(|c| !c.passed).collect();
+            let workloads: std::collections::BTreeSet<&str> =
+                checks.iter().map(|c| c.workload.as_str()).collect();
+            if failed.is_empty() {
+                let source = result
+                    .comparisons
+                    .iter()
+                    .find(|comparison| comparison.version == index)
+                    .map(|comparison| {
+                        let source = display(&result.versions[comparison.source].program);
+                        if comparison.mode.starts_with("not compared") {
+                            format!(
+                                ", derived from {source} (outputs not compared: they may change)"
+                            )
+                        } else {
+                            format!(", same outputs as {source} ({})", comparison.mode)
+                        }
+                    })
+                    .unwrap_or_default();
+                let snapshots = if mode == SnapshotMode::Accept {
+                    "snapshots written"
+                } else {
+                    "snapshots match"
+                };
+                println!(
+                    "ok   {}: {} workload(s), {snapshots}{source}",
+                    display(&version.program),
+                    workloads.len()
+                );
+            } else {
+                failed_versions += 1;
+                println!(
+                    "FAIL {}: {}",
+                    display(&version.program),
+                    failed
+                        .iter()
+                        .map(|c| c.summary.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                for check in failed {
+                    for line in check.text.lines() {
+                        println!("     {line}");
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "{} protocol(s), {versions} version(s), {runs} run(s): {} passed, {failed_versions} failed",
+        protocols.len(),
+        versions - failed_versions
+    );
+    Ok(if failed_versions > 0 {
+        Outcome::ProgramErrors
+    } else {
+        Outcome::Success
+    })
+}
+
+/// `work` applied to every item on up to `jobs` threads; the results in the items' order.
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    jobs: u64,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = usize::try_from(jobs)
+        .unwrap_or(1)
+        .clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items.iter().map(&work).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<R>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(item) = items.get(index) else {
+                        break;
+                    };
+                    let result = work(item);
+                    if let Ok(mut slot) = slots[index].lock() {
+                        *slot = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .zip(items)
+        .map(|(slot, item)| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| work(item))
+        })
+        .collect()
 }

@@ -7,10 +7,14 @@
 //! errors, 3 inconclusive (a limit stopped the search). Results are cached per program version
 //! (content hash) in `.graft/cache` beside the program (or `--cache DIR`), so that a later
 //! verification, or one of a rewritten version, replays what is known first.
+//!
+//! Given a directory instead of program files, every protocol in it (or under it) is verified
+//! under the configurations its `protocol.json` records, the original program and every
+//! version, one line per verification; see [`verify_tree`].
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,25 +24,32 @@ use graft_verify::diagram::{LineageGraph, spacetime_svg};
 use graft_verify::refine::{self, Mapping};
 use graft_verify::report::{RandomSummary, Report};
 use graft_verify::{
-    Bounds, FaultSet, Progress, Search, SearchOptions, Verdict, Verifier, ViolationKind,
+    Bounds, Execution, FaultSet, Progress, Search, SearchOptions, Verdict, Verifier, ViolationKind,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::commands::fmt::write_atomically;
 use crate::commands::run::Engine;
+use crate::commands::test::parallel_map;
 use crate::program::{self, CrashModelArg, Loaded, RunOptions};
+use crate::progress::{self, ProgressLine, SharedProgress};
+use crate::protocol::{self, Expectation, VerifyJob, display};
 use crate::{Context, Outcome, render};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// The program's files (`.graft` or Molly `.ded`); together they form one program.
-    #[arg(value_name = "FILE", required_unless_present = "explain_diff")]
+    /// The program's files (`.graft` or Molly `.ded`); together they form one program. Or one
+    /// directory: every protocol in it (or below it) is verified under the configurations of
+    /// its `protocol.json`.
+    #[arg(value_name = "FILE|DIR", required_unless_present = "explain_diff")]
     pub files: Vec<String>,
     /// Workload or topology files: facts added to the program's own.
     #[arg(long = "facts", value_name = "FILE")]
     pub facts: Vec<String>,
-    /// End of time: runs evaluate ticks 1..=N, and `post` is checked at N.
+    /// End of time: runs evaluate ticks 1..=N, and `post` is checked at N. Required with
+    /// program files; with a directory the bounds come from each `protocol.json`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub eot: u64,
+    pub eot: Option<u64>,
     /// End of finite failures: messages sent at ticks before N may be lost (0: crashes only).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub eff: u64,
@@ -105,6 +116,88 @@ pub struct VerifyArgs {
     /// Neither read nor write the cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Given a directory: run this many verifications at once.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub jobs: u64,
+}
+
+impl VerifyArgs {
+    /// The options `graft verify` has when only files and bounds are given (used by
+    /// `graft report`, which then sets a configuration with [`VerifyArgs::for_job`]).
+    pub fn defaults(no_cache: bool) -> VerifyArgs {
+        VerifyArgs {
+            files: Vec::new(),
+            facts: Vec::new(),
+            eot: None,
+            eff: 0,
+            crashes: 0,
+            nodes: Vec::new(),
+            strategy: Strategy::Ldfi,
+            runs: None,
+            seed: 0,
+            all: false,
+            use_symmetry: false,
+            max_executions: 10_000,
+            out: None,
+            format: VerifyFormat::Text,
+            refines: None,
+            justification: None,
+            explain_diff: Vec::new(),
+            engine: Engine::Reference,
+            workers: 1,
+            cache: None,
+            no_cache,
+            jobs: 1,
+        }
+    }
+
+    /// The end of time (`run` has checked that it was given).
+    fn end_of_time(&self) -> u64 {
+        self.eot.unwrap_or(1)
+    }
+
+    /// The arguments of one verification of a tree: this configuration, the other options
+    /// (engine, workers, cache, limits) as given.
+    pub fn for_job(&self, job: &VerifyJob, refines: bool) -> VerifyArgs {
+        let justification = job
+            .program
+            .parent()
+            .map(|directory| directory.join("justification.json"))
+            .filter(|path| refines && path.is_file())
+            .map(|path| path.to_string_lossy().into_owned());
+        VerifyArgs {
+            files: vec![job.program.to_string_lossy().into_owned()],
+            facts: job
+                .facts
+                .iter()
+                .map(|path| path.to_string_lossy().into_owned())
+                .collect(),
+            eot: Some(job.config.eot),
+            eff: job.config.eff,
+            crashes: job.config.crashes,
+            nodes: job.config.nodes.clone(),
+            strategy: Strategy::Ldfi,
+            runs: None,
+            seed: 0,
+            all: false,
+            use_symmetry: job.config.symmetry,
+            max_executions: self.max_executions,
+            out: None,
+            format: VerifyFormat::Text,
+            refines: job
+                .refines
+                .as_ref()
+                .filter(|_| refines)
+                .map(|source| vec![source.to_string_lossy().into_owned()]),
+            justification,
+            explain_diff: Vec::new(),
+            engine: self.engine,
+            workers: self.workers,
+            cache: self.cache.clone(),
+            no_cache: self.no_cache,
+            jobs: 1,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -138,6 +231,15 @@ struct CacheEntry {
     counterexamples: Vec<FaultSet>,
     /// Fault sets of good runs, in the order run.
     explored: Vec<FaultSet>,
+    /// Runs made (0 in caches written before it was recorded).
+    #[serde(default)]
+    executions: u64,
+    /// The execution at which each counterexample was found.
+    #[serde(default)]
+    found_at: Vec<u64>,
+    /// Why the search was inconclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limit: Option<String>,
 }
 
 const CACHE_FORMAT: &str = "graft-verify-cache/1";
@@ -176,8 +278,8 @@ fn prepare(
     let options = RunOptions {
         files: files.to_vec(),
         facts: args.facts.clone(),
-        eot: Some(args.eot),
-        max_ticks: args.eot,
+        eot: Some(args.end_of_time()),
+        max_ticks: args.end_of_time(),
         nodes: args.nodes.clone(),
         drops: Vec::new(),
         crashes: Vec::new(),
@@ -186,11 +288,11 @@ fn prepare(
     let Loaded::Ready(loaded) = program::load_and_check(context, &options)? else {
         return Ok(None);
     };
-    if !loaded.warnings.is_empty() {
+    if !loaded.warnings.is_empty() && !context.quiet {
         render::emit_diagnostics(&loaded.sources, &loaded.warnings, context.color);
     }
     let bounds = Bounds {
-        eot: args.eot,
+        eot: args.end_of_time(),
         eff: args.eff,
         crashes: args.crashes,
     };
@@ -248,18 +350,36 @@ fn read_cache(directory: Option<&Path>, version: &str) -> CacheFile {
         .unwrap_or_default()
 }
 
-fn write_cache(directory: &Path, version: &str, mut cache: CacheFile, entry: CacheEntry) {
+/// Cache writes of this process, one at a time (the jobs of `graft verify DIR` run in
+/// parallel and may share a version's file).
+static CACHE_WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn write_cache(directory: &Path, version: &str, cache: CacheFile, entry: CacheEntry) {
+    let _one_at_a_time = CACHE_WRITES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Other verifications may have added entries since `cache` was read: start from the file
+    // as it is now.
+    let current = read_cache(Some(directory), version);
+    let mut cache = if current.entries.is_empty() {
+        cache
+    } else {
+        current
+    };
     cache.format = CACHE_FORMAT.to_string();
     cache.version = version.to_string();
     cache.entries.retain(|old| old.key != entry.key);
     cache.entries.push(entry);
-    let written = std::fs::create_dir_all(directory).and_then(|()| {
-        let text = serde_json::to_string_pretty(&cache).unwrap_or_default();
-        std::fs::write(cache_path(directory, version), text + "\n")
-    });
+    let written = std::fs::create_dir_all(directory)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            let text = serde_json::to_string_pretty(&cache).unwrap_or_default();
+            // Through a temporary file and a rename: a reader never sees half a file.
+            write_atomically(&cache_path(directory, version), &(text + "\n"))
+        });
     if let Err(error) = written {
         eprintln!(
-            "warning: cannot write the verification cache in `{}`: {error}",
+            "warning: cannot write the verification cache in `{}`: {error:#}",
             directory.display()
         );
     }
@@ -287,54 +407,120 @@ fn entry_key(args: &VerifyArgs, bounds: &Bounds, nodes: &[String]) -> anyhow::Re
     Ok(content_hash(&bytes))
 }
 
-/// Progress on standard error, only when it is a terminal.
-struct ProgressLine {
-    enabled: bool,
-    shown: bool,
+/// The progress line's detail for one search.
+fn progress_detail(progress: &Progress, bounds: &Bounds) -> String {
+    format!(
+        "{} queued, {} counterexample(s); EOT {}, EFF {}, crashes {}",
+        progress.queued, progress.counterexamples, bounds.eot, bounds.eff, bounds.crashes
+    )
 }
 
-impl ProgressLine {
-    fn new() -> ProgressLine {
-        ProgressLine {
-            enabled: std::io::stderr().is_terminal(),
-            shown: false,
-        }
-    }
+/// What one verification found, before anything is printed or written.
+pub struct Verified {
+    pub verifier: Verifier,
+    pub search: Search,
+    pub report: Report,
+    refinement_text: String,
+    refinement_json: serde_json::Value,
+    /// A `--refines` comparison found a divergence.
+    pub diverged: bool,
+}
 
-    fn update(&mut self, progress: Progress) {
-        if !self.enabled || !progress.executions.is_multiple_of(5) {
-            return;
-        }
-        eprint!(
-            "\rverify: {} executions, {} queued, {} counterexample(s)   ",
-            progress.executions, progress.queued, progress.counterexamples
-        );
-        self.shown = true;
-    }
-
-    fn finish(&mut self) {
-        if self.shown {
-            eprint!("\r{}\r", " ".repeat(70));
+impl Verified {
+    /// The exit status of `graft verify` for it.
+    pub fn outcome(&self) -> Outcome {
+        match self.search.verdict {
+            _ if self.diverged => Outcome::ProgramErrors,
+            Verdict::Counterexample => Outcome::ProgramErrors,
+            Verdict::Certified => Outcome::Success,
+            Verdict::Inconclusive => Outcome::Inconclusive,
         }
     }
 }
 
 pub fn run(context: &Context, args: &VerifyArgs) -> anyhow::Result<Outcome> {
+    if let [directory] = args.files.as_slice()
+        && Path::new(directory).is_dir()
+    {
+        return verify_tree(context, args, Path::new(directory));
+    }
+    let Some(eot) = args.eot else {
+        bail!(
+            "--eot N is required: the end of time of every run (or name a protocol directory, whose protocol.json gives the bounds)"
+        );
+    };
     if let [old, new] = args.explain_diff.as_slice() {
         return explain_diff(context, args, old, new);
     }
-    if args.eff > args.eot {
+    if args.eff > eot {
         bail!(
-            "--eff {} is after --eot {}: omissions must happen before the end of time",
+            "--eff {} is after --eot {eot}: omissions must happen before the end of time",
             args.eff,
-            args.eot
         );
     }
     if args.runs.is_some() && args.strategy != Strategy::Random {
         bail!("--runs applies to --strategy random");
     }
-    let Some(new) = prepare(context, &args.files, args, args.refines.is_none())? else {
+    let mut progress = ProgressLine::new(
+        "verify",
+        "executions",
+        progress::wanted(args.format == VerifyFormat::Json),
+    );
+    let bounds = Bounds {
+        eot,
+        eff: args.eff,
+        crashes: args.crashes,
+    };
+    let verified = verify_files(context, args, &mut |event| {
+        progress.update(event.executions, &progress_detail(&event, &bounds));
+    })?;
+    progress.finish();
+    let Some(verified) = verified else {
         return Ok(Outcome::ProgramErrors);
+    };
+    if let Some(out) = &args.out {
+        write_artifacts(
+            Path::new(out),
+            &verified.verifier,
+            &verified.search,
+            &verified.report,
+        )?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        VerifyFormat::Text => {
+            stdout.write_all(verified.refinement_text.as_bytes())?;
+            stdout.write_all(verified.report.text().as_bytes())?;
+        }
+        VerifyFormat::Json => {
+            let mut value = serde_json::to_value(&verified.report)?;
+            if let (Some(object), false) =
+                (value.as_object_mut(), verified.refinement_json.is_null())
+            {
+                object.insert("refines".to_string(), verified.refinement_json.clone());
+            }
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
+        }
+    }
+    if progress.enabled() {
+        eprintln!(
+            "verify: {} executions in {:.2} s",
+            verified.report.executions, verified.report.seconds
+        );
+    }
+    Ok(verified.outcome())
+}
+
+/// One verification of `args.files` (with `--refines` when asked), the cache read and
+/// written; prints nothing but the program's diagnostics. `None` when the program or its
+/// facts have errors (rendered on standard error).
+pub fn verify_files(
+    context: &Context,
+    args: &VerifyArgs,
+    on_progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<Option<Verified>> {
+    let Some(new) = prepare(context, &args.files, args, args.refines.is_none())? else {
+        return Ok(None);
     };
     let verifier = &new.verifier;
     let cache_dir = cache_directory(args, &args.files);
@@ -356,7 +542,7 @@ pub fn run(context: &Context, args: &VerifyArgs) -> anyhow::Result<Outcome> {
             old_files.clone()
         };
         let Some(old) = prepare(context, &old_files, args, false)? else {
-            return Ok(Outcome::ProgramErrors);
+            return Ok(None);
         };
         let (mapping, mapping_source) = mapping_for(args, &old.verifier, verifier)?;
         // Schedules explored for OLD: from its cache, or by verifying it now.
@@ -463,13 +649,9 @@ pub fn run(context: &Context, args: &VerifyArgs) -> anyhow::Result<Outcome> {
         replay,
         symmetry: args.use_symmetry,
     };
-    let mut progress = ProgressLine::new();
     let start = Instant::now();
     let (search, random_summary) = match args.strategy {
-        Strategy::Ldfi => (
-            verifier.ldfi(&options, &mut |event| progress.update(event))?,
-            None,
-        ),
+        Strategy::Ldfi => (verifier.ldfi(&options, on_progress)?, None),
         Strategy::Random => {
             let runs = args.runs.unwrap_or(1);
             let mut first: Option<Search> = None;
@@ -478,8 +660,7 @@ pub fn run(context: &Context, args: &VerifyArgs) -> anyhow::Result<Outcome> {
             let mut found = 0_u64;
             for index in 0..runs {
                 let seed = args.seed.wrapping_add(index);
-                let search =
-                    verifier.random(&options, seed, &mut |event| progress.update(event))?;
+                let search = verifier.random(&options, seed, on_progress)?;
                 executions.push(search.executions);
                 if search.verdict == Verdict::Counterexample {
                     found += 1;
@@ -506,7 +687,6 @@ pub fn run(context: &Context, args: &VerifyArgs) -> anyhow::Result<Outcome> {
         }
     };
     let seconds = start.elapsed().as_secs_f64();
-    progress.finish();
 
     let strategy = match args.strategy {
         Strategy::Ldfi => "ldfi",
@@ -532,33 +712,14 @@ pub fn run(context: &Context, args: &VerifyArgs) -> anyhow::Result<Outcome> {
             cache_entry(args, &key, &verifier.bounds, &search),
         );
     }
-    if let Some(out) = &args.out {
-        write_artifacts(Path::new(out), verifier, &search, &report)?;
-    }
-
-    let mut stdout = std::io::stdout().lock();
-    match args.format {
-        VerifyFormat::Text => {
-            stdout.write_all(refinement_text.as_bytes())?;
-            stdout.write_all(report.text().as_bytes())?;
-        }
-        VerifyFormat::Json => {
-            let mut value = serde_json::to_value(&report)?;
-            if let (Some(object), false) = (value.as_object_mut(), refinement_json.is_null()) {
-                object.insert("refines".to_string(), refinement_json);
-            }
-            writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
-        }
-    }
-    if std::io::stderr().is_terminal() {
-        eprintln!("verify: {} executions in {seconds:.2} s", report.executions);
-    }
-    Ok(match search.verdict {
-        _ if diverged => Outcome::ProgramErrors,
-        Verdict::Counterexample => Outcome::ProgramErrors,
-        Verdict::Certified => Outcome::Success,
-        Verdict::Inconclusive => Outcome::Inconclusive,
-    })
+    Ok(Some(Verified {
+        verifier: new.verifier,
+        search,
+        report,
+        refinement_text,
+        refinement_json,
+        diverged,
+    }))
 }
 
 fn cache_entry(args: &VerifyArgs, key: &str, bounds: &Bounds, search: &Search) -> CacheEntry {
@@ -573,6 +734,13 @@ fn cache_entry(args: &VerifyArgs, key: &str, bounds: &Bounds, search: &Search) -
             .map(|found| found.execution.faults.clone())
             .collect(),
         explored: search.explored.clone(),
+        executions: search.executions,
+        found_at: search
+            .counterexamples
+            .iter()
+            .map(|found| found.iteration)
+            .collect(),
+        limit: search.limit.clone(),
     }
 }
 
@@ -714,51 +882,492 @@ fn write_artifacts(
         "report.json",
         &(serde_json::to_string_pretty(&value)? + "\n"),
     )?;
-    let program = verifier.program();
     for (index, found) in search.counterexamples.iter().enumerate() {
         let number = index + 1;
-        let execution = &found.execution;
-        let title = format!(
-            "counterexample {number} (execution {}): {}",
-            found.iteration, execution.faults
-        );
+        let diagrams = counterexample_diagrams(verifier, number, found.iteration, &found.execution);
         write(
             &format!("counterexample-{number}-spacetime.svg"),
-            &spacetime_svg(program, &execution.run, &execution.faults, &title),
+            &diagrams.spacetime,
         )?;
-        // Missing `post` facts are drawn in the failure-free run, with the messages this
-        // schedule loses in red; invariant violations in the violating run.
-        let post_roots: Vec<_> = execution
-            .violations
-            .iter()
-            .filter(|violation| violation.kind == ViolationKind::Post)
-            .flat_map(|violation| violation.facts.iter().copied())
-            .collect();
-        let graph = if post_roots.is_empty() {
-            let roots: Vec<_> = execution
-                .violations
-                .iter()
-                .flat_map(|violation| violation.facts.iter().copied())
-                .collect();
-            LineageGraph::new(program, &execution.run, &roots, &execution.faults, 300)
-        } else {
-            LineageGraph::new(
-                program,
-                verifier.failure_free(),
-                &post_roots,
-                &execution.faults,
-                300,
-            )
-        };
-        let lineage_title = format!("lineage of the violated facts, counterexample {number}");
         write(
             &format!("counterexample-{number}-lineage.dot"),
-            &graph.dot(&lineage_title),
+            &diagrams.lineage_dot,
         )?;
         write(
             &format!("counterexample-{number}-lineage.svg"),
-            &graph.svg(&lineage_title),
+            &diagrams.lineage_svg,
         )?;
     }
     Ok(())
+}
+
+/// The pictures of one counterexample, as `--out` writes them and `graft report` inlines them.
+pub struct Diagrams {
+    /// The Lamport diagram of the run (SVG).
+    pub spacetime: String,
+    /// The lineage of the violated facts (DOT).
+    pub lineage_dot: String,
+    /// The same graph (SVG).
+    pub lineage_svg: String,
+}
+
+/// The diagrams of counterexample `number`, found at execution `iteration`.
+pub fn counterexample_diagrams(
+    verifier: &Verifier,
+    number: usize,
+    iteration: u64,
+    execution: &Execution,
+) -> Diagrams {
+    let program = verifier.program();
+    let title = format!(
+        "counterexample {number} (execution {iteration}): {}",
+        execution.faults
+    );
+    let spacetime = spacetime_svg(program, &execution.run, &execution.faults, &title);
+    // Missing `post` facts are drawn in the failure-free run, with the messages this
+    // schedule loses in red; invariant violations in the violating run.
+    let post_roots: Vec<_> = execution
+        .violations
+        .iter()
+        .filter(|violation| violation.kind == ViolationKind::Post)
+        .flat_map(|violation| violation.facts.iter().copied())
+        .collect();
+    let graph = if post_roots.is_empty() {
+        let roots: Vec<_> = execution
+            .violations
+            .iter()
+            .flat_map(|violation| violation.facts.iter().copied())
+            .collect();
+        LineageGraph::new(program, &execution.run, &roots, &execution.faults, 300)
+    } else {
+        LineageGraph::new(
+            program,
+            verifier.failure_free(),
+            &post_roots,
+            &execution.faults,
+            300,
+        )
+    };
+    let lineage_title = format!("lineage of the violated facts, counterexample {number}");
+    Diagrams {
+        spacetime,
+        lineage_dot: graph.dot(&lineage_title),
+        lineage_svg: graph.svg(&lineage_title),
+    }
+}
+
+/// The latest verdict of one verification, for `graft report`.
+pub struct Latest {
+    pub verifier: Verifier,
+    /// The search as the cache recorded it (counterexamples run again; no run log), or as run
+    /// now.
+    pub search: Search,
+    pub report: Report,
+    /// Whether it came from the cache.
+    pub cached: bool,
+}
+
+/// The latest verdict of `args`: the cache's entry for these facts, bounds and nodes (what the
+/// last `graft verify` found), its counterexamples run again for their diagrams; without one
+/// (or with `--no-cache`), the verification is run now and cached as `graft verify` caches it.
+/// `None` when the program or its facts have errors (rendered on standard error).
+pub fn latest(
+    context: &Context,
+    args: &VerifyArgs,
+    on_progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<Option<Latest>> {
+    let Some(prepared) = prepare(context, &args.files, args, args.refines.is_none())? else {
+        return Ok(None);
+    };
+    let verifier = prepared.verifier;
+    let cache_dir = cache_directory(args, &args.files);
+    let key = entry_key(args, &verifier.bounds, verifier.nodes())?;
+    let cache = read_cache(cache_dir.as_deref(), &prepared.version);
+    if let Some(entry) = cache
+        .entries
+        .iter()
+        .find(|entry| entry.key == key && entry.executions > 0)
+    {
+        let mut counterexamples = Vec::new();
+        for (index, faults) in entry.counterexamples.iter().enumerate() {
+            let execution = verifier.execute(faults)?;
+            counterexamples.push(graft_verify::Counterexample {
+                iteration: entry.found_at.get(index).copied().unwrap_or(0),
+                execution,
+            });
+        }
+        let search = Search {
+            verdict: entry.verdict,
+            executions: entry.executions,
+            counterexamples,
+            log: Vec::new(),
+            explored: entry.explored.clone(),
+            limit: entry.limit.clone(),
+        };
+        let report = Report::new(
+            "ldfi",
+            &search,
+            verifier.fault_space().to_string(),
+            verifier.bounds,
+            verifier.nodes().to_vec(),
+        );
+        return Ok(Some(Latest {
+            verifier,
+            search,
+            report,
+            cached: true,
+        }));
+    }
+    drop(verifier);
+    let Some(verified) = verify_files(context, args, on_progress)? else {
+        return Ok(None);
+    };
+    Ok(Some(Latest {
+        verifier: verified.verifier,
+        search: verified.search,
+        report: verified.report,
+        cached: false,
+    }))
+}
+
+/// Whether a verdict is the one a configuration expects.
+pub fn expectation_met(verdict: Verdict, expect: Expectation) -> bool {
+    matches!(
+        (verdict, expect),
+        (Verdict::Certified, Expectation::Certified)
+            | (Verdict::Counterexample, Expectation::Counterexample)
+    )
+}
+
+/// How one verification of a tree ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum JobStatus {
+    Passed,
+    Failed,
+    Inconclusive,
+    Skipped,
+}
+
+/// One verification of a tree: its summary line, the details shown under a failure, and its
+/// JSON form.
+struct JobResult {
+    status: JobStatus,
+    line: String,
+    details: String,
+    json: serde_json::Value,
+}
+
+/// The faults and violations of a report's first counterexample, on one line.
+fn first_counterexample(report: &Report) -> String {
+    let Some(found) = report.counterexamples.first() else {
+        return String::new();
+    };
+    let mut faults: Vec<String> = found
+        .drops
+        .iter()
+        .map(|drop| format!("drop {}->{}@{}", drop.from, drop.to, drop.tick))
+        .collect();
+    faults.extend(
+        found
+            .crashes
+            .iter()
+            .map(|crash| format!("crash {}@{}", crash.node, crash.tick)),
+    );
+    let faults = if faults.is_empty() {
+        "no faults".to_owned()
+    } else {
+        faults.join(", ")
+    };
+    let violations: Vec<String> = found
+        .violations
+        .iter()
+        .map(|violation| violation.text.clone())
+        .collect();
+    format!("{faults} violates {}", violations.join(", "))
+}
+
+fn verify_job(
+    context: &Context,
+    args: &VerifyArgs,
+    job: &VerifyJob,
+    root: &Path,
+    progress: &SharedProgress,
+) -> JobResult {
+    let config = &job.config;
+    let mut bounds = format!(
+        "EOT {}, EFF {}, crashes {}",
+        config.eot, config.eff, config.crashes
+    );
+    if config.symmetry {
+        bounds.push_str(", symmetry");
+    }
+    let workload = Path::new(&config.workload).file_name().map_or_else(
+        || config.workload.clone(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let label = format!("{} on {workload} ({bounds})", display(&job.program));
+    let expect = match config.expect {
+        Expectation::Certified => "certified",
+        Expectation::Counterexample => "counterexample",
+    };
+    let mut json = serde_json::json!({
+        "program": display(&job.program),
+        "facts": job.facts.iter().map(|path| display(path)).collect::<Vec<_>>(),
+        "bounds": {"eot": config.eot, "eff": config.eff, "crashes": config.crashes},
+        "symmetry": config.symmetry,
+        "expect": expect,
+    });
+    let done = |status: JobStatus, what: String, details: String, mut json: serde_json::Value| {
+        let word = match status {
+            JobStatus::Passed => "ok  ",
+            JobStatus::Failed => "FAIL",
+            JobStatus::Inconclusive => "????",
+            JobStatus::Skipped => "skip",
+        };
+        if let Some(object) = json.as_object_mut() {
+            object.insert(
+                "status".to_owned(),
+                serde_json::Value::from(match status {
+                    JobStatus::Passed => "passed",
+                    JobStatus::Failed => "failed",
+                    JobStatus::Inconclusive => "inconclusive",
+                    JobStatus::Skipped => "skipped",
+                }),
+            );
+            object.insert("summary".to_owned(), serde_json::Value::from(what.clone()));
+        }
+        JobResult {
+            status,
+            line: format!("{word} {label}: {what}"),
+            details,
+            json,
+        }
+    };
+    if let Some(missing) = &job.missing {
+        return done(JobStatus::Skipped, missing.clone(), String::new(), json);
+    }
+    let facts: Vec<String> = job
+        .facts
+        .iter()
+        .map(|path| path.to_string_lossy().into_owned())
+        .collect();
+    let program = vec![job.program.to_string_lossy().into_owned()];
+    match program::check_quietly(&program, &facts) {
+        Ok(None) => {}
+        Ok(Some(rendered)) => {
+            return done(
+                JobStatus::Failed,
+                "the program or its facts do not check".to_owned(),
+                rendered,
+                json,
+            );
+        }
+        Err(error) => return done(JobStatus::Failed, format!("{error:#}"), String::new(), json),
+    }
+    // A version is verified against its source when its facts fit the source too (the
+    // source runs on them); otherwise on its own (`graft test` compares it with the source).
+    let refines = job.refines.as_ref().is_some_and(|source| {
+        matches!(
+            program::check_quietly(&[source.to_string_lossy().into_owned()], &facts),
+            Ok(None)
+        )
+    });
+    let job_args = args.for_job(job, refines);
+    let mut last = 0_u64;
+    // The bounds first: a long path is what the line cuts.
+    let short = job.program.strip_prefix(root).unwrap_or(&job.program);
+    let detail = format!("now {bounds}: {}", display(short));
+    let verified = verify_files(context, &job_args, &mut |event| {
+        progress.add(event.executions.saturating_sub(last), &detail);
+        last = event.executions;
+    });
+    let verified = match verified {
+        Ok(Some(verified)) => verified,
+        Ok(None) => {
+            return done(
+                JobStatus::Failed,
+                "the program or its facts do not check".to_owned(),
+                String::new(),
+                json,
+            );
+        }
+        Err(error) => return done(JobStatus::Failed, format!("{error:#}"), String::new(), json),
+    };
+    let report = &verified.report;
+    if let Some(object) = json.as_object_mut() {
+        if let Ok(value) = serde_json::to_value(report) {
+            let mut value = value;
+            if let Some(inner) = value.as_object_mut() {
+                inner.remove("seconds");
+            }
+            object.insert("report".to_owned(), value);
+        }
+        if !verified.refinement_json.is_null() {
+            object.insert("refines".to_owned(), verified.refinement_json.clone());
+        }
+    }
+    let executions = format!(
+        "{} execution{}",
+        report.executions,
+        if report.executions == 1 { "" } else { "s" }
+    );
+    let refined = match (&job_args.refines, verified.diverged) {
+        (Some(source), false) => format!(
+            "; same outputs as {} on every schedule explored",
+            source.join(" ")
+        ),
+        (Some(source), true) => format!("; the outputs diverge from {}", source.join(" ")),
+        (None, _) => String::new(),
+    };
+    let details = format!("{}{}", verified.refinement_text, report.text());
+    let (status, what) = match (report.verdict, config.expect) {
+        _ if verified.diverged => (JobStatus::Failed, format!("{executions}{refined}")),
+        (Verdict::Certified, Expectation::Certified) => (
+            JobStatus::Passed,
+            format!("certified ({executions}){refined}"),
+        ),
+        (Verdict::Counterexample, Expectation::Counterexample) => (
+            JobStatus::Passed,
+            format!(
+                "counterexample, as expected ({executions}): {}{refined}",
+                first_counterexample(report)
+            ),
+        ),
+        (Verdict::Counterexample, Expectation::Certified) => (
+            JobStatus::Failed,
+            format!(
+                "counterexample ({executions}): {}{refined}",
+                first_counterexample(report)
+            ),
+        ),
+        (Verdict::Certified, Expectation::Counterexample) => (
+            JobStatus::Failed,
+            format!(
+                "certified ({executions}), but protocol.json expects a counterexample{refined}"
+            ),
+        ),
+        (Verdict::Inconclusive, _) => (
+            JobStatus::Inconclusive,
+            format!(
+                "inconclusive ({executions}): {}",
+                report.limit.clone().unwrap_or_default()
+            ),
+        ),
+    };
+    let details = if status == JobStatus::Passed {
+        String::new()
+    } else {
+        details
+    };
+    done(status, what, details, json)
+}
+
+/// `graft verify DIR`: every protocol in the tree under the configurations of its
+/// `protocol.json`; one line per verification.
+pub fn verify_tree(context: &Context, args: &VerifyArgs, root: &Path) -> anyhow::Result<Outcome> {
+    if !args.facts.is_empty()
+        || args.eot.is_some()
+        || args.refines.is_some()
+        || args.out.is_some()
+        || args.all
+        || args.runs.is_some()
+        || args.strategy != Strategy::Ldfi
+        || !args.nodes.is_empty()
+    {
+        bail!(
+            "with a directory, the workloads, bounds and versions come from each protocol's protocol.json: drop --facts, --eot, --eff, --crashes, --nodes, --refines, --out, --all, --strategy and --runs (or name a program's files)"
+        );
+    }
+    if args.eff != 0 || args.crashes != 0 || args.use_symmetry {
+        bail!(
+            "with a directory, the bounds come from each protocol's protocol.json: drop --eff, --crashes and --use-symmetry"
+        );
+    }
+    let protocols = protocol::protocols_under(root)?;
+    let mut jobs: Vec<Result<VerifyJob, String>> = Vec::new();
+    let mut without_configurations = Vec::new();
+    for directory in &protocols {
+        match protocol::verify_jobs(directory) {
+            Ok(found) if found.is_empty() => without_configurations.push(display(directory)),
+            Ok(found) => jobs.extend(found.into_iter().map(Ok)),
+            Err(error) => jobs.push(Err(format!("FAIL {}: {error:#}", display(directory)))),
+        }
+    }
+    if jobs.is_empty() {
+        bail!(
+            "no protocol under `{}` records verification configurations: add a `verify` list to its protocol.json (see docs/verification.md)",
+            display(root)
+        );
+    }
+    let json = args.format == VerifyFormat::Json;
+    let progress = SharedProgress::new(ProgressLine::new(
+        "verify",
+        "executions",
+        progress::wanted(json),
+    ));
+    let quiet = Context {
+        color: context.color,
+        quiet: true,
+    };
+    let results = parallel_map(&jobs, args.jobs, |job| match job {
+        Ok(job) => verify_job(&quiet, args, job, root, &progress),
+        Err(line) => JobResult {
+            status: JobStatus::Failed,
+            line: line.clone(),
+            details: String::new(),
+            json: serde_json::json!({"status": "failed", "summary": line}),
+        },
+    });
+    progress.finish();
+    let count = |status: JobStatus| results.iter().filter(|r| r.status == status).count();
+    let (passed, failed, inconclusive, skipped) = (
+        count(JobStatus::Passed),
+        count(JobStatus::Failed),
+        count(JobStatus::Inconclusive),
+        count(JobStatus::Skipped),
+    );
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let value = serde_json::json!({
+            "verifications": results.iter().map(|r| r.json.clone()).collect::<Vec<_>>(),
+            "without_configurations": without_configurations,
+            "passed": passed,
+            "failed": failed,
+            "inconclusive": inconclusive,
+            "skipped": skipped,
+        });
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
+    } else {
+        for directory in &without_configurations {
+            writeln!(
+                stdout,
+                "skip {directory}: no verification configurations (add them to {directory}/protocol.json; see docs/verification.md)"
+            )?;
+        }
+        for result in &results {
+            writeln!(stdout, "{}", result.line)?;
+            for line in result.details.lines() {
+                writeln!(stdout, "     {line}")?;
+            }
+        }
+        let mut summary = format!(
+            "{} verification(s) of {} protocol(s): {passed} passed, {failed} failed",
+            results.len(),
+            protocols.len()
+        );
+        if inconclusive > 0 {
+            summary.push_str(&format!(", {inconclusive} inconclusive"));
+        }
+        if skipped > 0 {
+            summary.push_str(&format!(", {skipped} skipped"));
+        }
+        writeln!(stdout, "{summary}")?;
+    }
+    Ok(if failed > 0 {
+        Outcome::ProgramErrors
+    } else if inconclusive > 0 {
+        Outcome::Inconclusive
+    } else {
+        Outcome::Success
+    })
 }
