@@ -12,6 +12,12 @@
 //!   holds), the same work for every engine; every timely run's ticks are checked against the
 //!   reference's.
 //!
+//! - **traced runs** (what `graft verify` and `graft explain` read): runs with provenance of
+//!   `examples/paxos` (EOT 7) under 64 fault schedules (each omission of one message before
+//!   tick 4, and the failure-free run), the reference one by one, timely one by one and in
+//!   batches of 8, 16 and 64 executions per dataflow on 1 and 2 workers, as executions per
+//!   second.
+//!
 //! Runs show no relation (the engines' work, not printing). Run with
 //! `cargo bench -p graft-runtime --bench runtime`; words after `--` select cases by name;
 //! `GRAFT_BENCH_SKIP_REFERENCE=1` skips the reference runs (for profiling the runtime alone);
@@ -305,6 +311,84 @@ fn relay(nodes: usize, fanout: usize, messages: usize) -> Result<(), String> {
     )
 }
 
+/// Verification-style runs with provenance: the reference one by one, and timely one by one
+/// and in batches.
+fn traced() -> Result<(), String> {
+    let checked = check_file("examples/paxos/paxos.graft")?;
+    let mut text = String::new();
+    for file in [
+        "examples/paxos/topology.facts",
+        "examples/paxos/workload.facts",
+    ] {
+        text.push_str(&std::fs::read_to_string(root().join(file)).map_err(|e| e.to_string())?);
+    }
+    let facts = facts(&checked, &text)?;
+    let evaluator = Evaluator::new(&checked).map_err(|e| e.to_string())?;
+    let base = RunConfig {
+        provenance: true,
+        ..RunConfig::with_eot(7)
+    };
+    // Schedules: every omission of a message sent before tick 4 that the failure-free run
+    // sends, one per schedule, and the failure-free run; 64 of them.
+    let failure_free = evaluator.run(&base, &facts).map_err(|e| e.to_string())?;
+    let mut configs = vec![base.clone()];
+    for message in failure_free.messages.iter().filter(|m| m.send_tick < 4) {
+        let (Some(from), Some(to)) = (message.sender.as_str(), message.dest.as_str()) else {
+            continue;
+        };
+        if from == to {
+            continue;
+        }
+        let mut config = base.clone();
+        config
+            .drops
+            .insert((from.to_owned(), to.to_owned(), message.send_tick));
+        if !configs.contains(&config) {
+            configs.push(config);
+        }
+    }
+    configs.truncate(64);
+    let count = configs.len();
+    let started = Instant::now();
+    for config in &configs {
+        evaluator.run(config, &facts).map_err(|e| e.to_string())?;
+    }
+    let reference = started.elapsed().as_secs_f64();
+    println!(
+        "traced runs (examples/paxos, EOT 7, {count} fault schedules): reference {:.0} executions/s",
+        count as f64 / reference
+    );
+    let runtime = Runtime::new(&checked).map_err(|e| e.to_string())?;
+    for workers in [1, 2] {
+        let execution = Execution {
+            workers,
+            cluster: None,
+        };
+        let mut line = format!("  timely on {workers} worker(s):");
+        for batch in [1, 8, 16, 64] {
+            let started = Instant::now();
+            for chunk in configs.chunks(batch) {
+                let runs = runtime
+                    .run_traced_batch(chunk, &facts, &execution)
+                    .map_err(|e| e.to_string())?
+                    .ok_or("no output")?;
+                if runs.len() != chunk.len() {
+                    return Err("a batch returned the wrong number of runs".to_owned());
+                }
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let _ = write!(
+                line,
+                " batches of {batch}: {:.0}/s ({:.2}x the reference);",
+                count as f64 / seconds,
+                reference / seconds
+            );
+        }
+        println!("{}", line.trim_end_matches(';'));
+    }
+    Ok(())
+}
+
 fn main() {
     let filters: Vec<String> = std::env::args()
         .skip(1)
@@ -319,6 +403,7 @@ fn main() {
         ("2pc-one", Box::new(|| two_phase_commit(1, 100_000))),
         ("2pc-eight", Box::new(|| two_phase_commit(8, 100_000))),
         ("relay", Box::new(|| relay(64, 4, 2_000))),
+        ("traced", Box::new(traced)),
     ];
     for (name, case) in cases {
         if selected(name)

@@ -36,6 +36,7 @@ use graft_eval::{CrashModel, RunConfig, ShowSet, ShownFact};
 pub use cluster::{Cluster, DEFAULT_BASE_PORT, Execution, default_addresses, parse_hostfile};
 
 use crate::lower::{Gathered, RunPlan};
+use crate::plan::RulePlan;
 use crate::value::{Interner, Row, Val, collect_string, collect_term_strings};
 
 /// Why a program cannot be run, or a run failed.
@@ -83,6 +84,8 @@ pub enum RuntimeError {
     Network(String),
     #[error("a timely worker failed: {0}")]
     Timely(String),
+    #[error("the executions of one batch must share their end of time, tick cap and crash model")]
+    MixedBatch,
 }
 
 /// What a run shows: on process 0 the facts, else nothing.
@@ -126,7 +129,6 @@ struct GivenFact<'a> {
 /// read with.
 struct Prepared<'a> {
     given: Vec<GivenFact<'a>>,
-    nodes: BTreeSet<Value>,
     interner: Interner,
     plan: Arc<RunPlan>,
 }
@@ -302,47 +304,235 @@ impl Runtime {
         facts: &[ir::Fact],
         execution: &Execution,
     ) -> Result<Option<graft_eval::Run>, RuntimeError> {
-        let every: Vec<RelId> = self
-            .program
-            .relations
+        let runs = self.run_traced_batch(std::slice::from_ref(config), facts, execution)?;
+        Ok(runs.and_then(|runs| runs.into_iter().next()))
+    }
+
+    /// [`run_traced`](Runtime::run_traced) for a batch of executions at once: one dataflow
+    /// runs them all, every row carrying its execution's index (spread over the workers by
+    /// that index), so that the dataflow's per-tick costs are paid once for the batch. The
+    /// configurations may differ in their faults and nodes only: the same end of time, tick
+    /// cap and crash model. The runs come back in the order of `configs`.
+    pub fn run_traced_batch(
+        &self,
+        configs: &[RunConfig],
+        facts: &[ir::Fact],
+        execution: &Execution,
+    ) -> Result<Option<Vec<graft_eval::Run>>, RuntimeError> {
+        let Some(first) = configs.first() else {
+            return Ok(Some(Vec::new()));
+        };
+        if configs.iter().any(|config| {
+            (config.eot, config.max_ticks, config.crash_model)
+                != (first.eot, first.max_ticks, first.crash_model)
+        }) {
+            return Err(RuntimeError::MixedBatch);
+        }
+        let given = self.given(facts)?;
+        let nodes: Vec<BTreeSet<Value>> = configs
             .iter()
-            .map(|relation| relation.id)
+            .map(|config| self.nodes(config, &given))
             .collect();
-        let prepared = self.prepare(config, facts, every, true)?;
+        let mut strings = BTreeSet::new();
+        self.rule_strings(&mut strings);
+        for fact in &given {
+            for value in fact.values {
+                collect_string(value, &mut strings);
+            }
+        }
+        for node in nodes.iter().flatten() {
+            collect_string(node, &mut strings);
+        }
+        for config in configs {
+            for (from, to, _) in &config.drops {
+                strings.insert(Arc::from(from.as_str()));
+                strings.insert(Arc::from(to.as_str()));
+            }
+        }
+        let interner = Interner::new(strings);
+        // The unbatched plans name the facts of a binding; the batched ones run.
+        let naming = plan::compile_rules_traced(&self.program, &interner)?;
+        let rules: Vec<RulePlan> = naming.iter().map(RulePlan::batched).collect();
+        let components = plan::components(&self.program, &rules);
+        let (tables, feedback) = self.tables_and_feedback(&rules);
+        let horizon = horizon(first);
+        let index = |exec: usize| Val::Int(i64::try_from(exec).unwrap_or(i64::MAX));
+        let prefixed = |exec: usize, row: &Row| -> Row {
+            std::iter::once(index(exec)).chain(row.iter()).collect()
+        };
+        let mut given_rows = Vec::new();
+        let mut crash_facts = Vec::new();
+        let mut down = Vec::new();
+        let mut drops = Vec::new();
+        for (exec, config) in configs.iter().enumerate() {
+            for (rel, row, tick) in self.given_rows(&given, &interner, horizon) {
+                given_rows.push((rel, prefixed(exec, &row), tick));
+            }
+            for (rel, row) in self.crash_facts(config, &nodes[exec], &interner) {
+                crash_facts.push((rel, prefixed(exec, &row)));
+            }
+            for (row, tick) in down_rows(config, &interner, horizon) {
+                down.push((prefixed(exec, &row), tick));
+            }
+            for (row, tick) in drop_rows(config, &interner, horizon) {
+                drops.push((prefixed(exec, &row), tick));
+            }
+        }
+        let plan = Arc::new(RunPlan {
+            relations: self.program.relations.len(),
+            rules,
+            components,
+            feedback,
+            tables,
+            given: given_rows,
+            crash_facts,
+            down,
+            drops,
+            strict: first.crash_model == CrashModel::Strict,
+            horizon,
+            shown: self
+                .program
+                .relations
+                .iter()
+                .map(|relation| relation.id)
+                .collect(),
+            trace: true,
+            batched: true,
+        });
+        let prepared = Prepared {
+            given,
+            interner,
+            plan,
+        };
         let Some(gathered) = self.execute(&prepared, false, execution)? else {
             return Ok(None);
         };
-        let (ticks_run, capped) = self.ticks_run(config, &prepared.given, &gathered.changes);
-        let value_tuple = |values: &[Value]| -> graft_eval::Tuple { values.to_vec().into() };
-        let inputs = trace::TraceInputs {
-            program: &self.program,
-            rules: &prepared.plan.rules,
-            interner: &prepared.interner,
-            config,
-            given: prepared
-                .given
-                .iter()
-                .map(|fact| (fact.rel, value_tuple(fact.values), fact.tick, fact.span))
-                .collect(),
-            crash_facts: prepared
-                .plan
-                .crash_facts
-                .iter()
-                .map(|(rel, row)| {
-                    let values: Vec<Value> =
-                        row.iter().map(|val| prepared.interner.value(val)).collect();
-                    (*rel, values.into())
-                })
-                .collect(),
-            nodes: prepared.nodes.iter().cloned().collect(),
-            ticks_run,
-            capped,
+        // Each execution's share of what worker 0 gathered, without the execution's index.
+        let count = configs.len();
+        let exec_of = |val: Option<Val>| match val {
+            Some(Val::Int(exec)) => usize::try_from(exec).ok().filter(|exec| *exec < count),
+            _ => None,
         };
-        Ok(Some(trace::assemble(
-            &inputs,
-            gathered.updates,
-            gathered.bindings,
-        )))
+        let mut contents: Vec<trace::Updates> = vec![Vec::new(); count];
+        for ((rel, row), time, diff) in gathered.updates {
+            if let Some(exec) = exec_of(row.get(0)) {
+                contents[exec].push(((rel, row.iter().skip(1).collect()), time, diff));
+            }
+        }
+        let mut bindings: Vec<trace::Updates> = vec![Vec::new(); count];
+        for ((rule, binding), time, diff) in gathered.bindings {
+            let slot = prepared
+                .plan
+                .rules
+                .get(rule as usize)
+                .and_then(|plan| plan.exec);
+            if let Some(exec) = exec_of(slot.and_then(|slot| binding.get(slot))) {
+                bindings[exec].push(((rule, binding), time, diff));
+            }
+        }
+        let value_tuple = |values: &[Value]| -> graft_eval::Tuple { values.to_vec().into() };
+        let mut runs = Vec::with_capacity(count);
+        for (exec, ((config, contents), bindings)) in
+            configs.iter().zip(contents).zip(bindings).enumerate()
+        {
+            let changes: BTreeSet<u64> = gathered
+                .exec_changes
+                .range((exec as u64, 0)..=(exec as u64, u64::MAX))
+                .map(|(_, tick)| *tick)
+                .collect();
+            let (ticks_run, capped) = self.ticks_run(config, &prepared.given, &changes);
+            let inputs = trace::TraceInputs {
+                program: &self.program,
+                rules: &naming,
+                interner: &prepared.interner,
+                config,
+                given: prepared
+                    .given
+                    .iter()
+                    .map(|fact| (fact.rel, value_tuple(fact.values), fact.tick, fact.span))
+                    .collect(),
+                crash_facts: self
+                    .crash_facts(config, &nodes[exec], &prepared.interner)
+                    .iter()
+                    .map(|(rel, row)| {
+                        let values: Vec<Value> =
+                            row.iter().map(|val| prepared.interner.value(val)).collect();
+                        (*rel, values.into())
+                    })
+                    .collect(),
+                nodes: nodes[exec].iter().cloned().collect(),
+                ticks_run,
+                capped,
+            };
+            runs.push(trace::assemble(&inputs, contents, bindings));
+        }
+        Ok(Some(runs))
+    }
+
+    /// Per relation: whether it is a `table`, and whether it has a feedback variable (a
+    /// table, or the head of `@next` or `@async` rules).
+    fn tables_and_feedback(&self, rules: &[RulePlan]) -> (Vec<bool>, Vec<bool>) {
+        let tables: Vec<bool> = self
+            .program
+            .relations
+            .iter()
+            .map(|relation| relation.persistence == Persistence::Table)
+            .collect();
+        let mut feedback = tables.clone();
+        for rule in rules {
+            if matches!(rule.kind, RuleKind::Next | RuleKind::Async) {
+                feedback[rule.head_rel.index()] = true;
+            }
+        }
+        (tables, feedback)
+    }
+
+    /// The given facts within `1..=horizon` as rows.
+    fn given_rows(
+        &self,
+        given: &[GivenFact<'_>],
+        interner: &Interner,
+        horizon: u64,
+    ) -> Vec<(RelId, Row, u64)> {
+        given
+            .iter()
+            .filter(|fact| (1..=horizon).contains(&fact.tick))
+            .filter_map(|fact| {
+                interner
+                    .row(fact.values)
+                    .map(|row| (fact.rel, row, fact.tick))
+            })
+            .collect()
+    }
+
+    /// The `crash(Observer, Crashed, Tick)` facts of a configuration: every node observes
+    /// every crash.
+    fn crash_facts(
+        &self,
+        config: &RunConfig,
+        nodes: &BTreeSet<Value>,
+        interner: &Interner,
+    ) -> Vec<(RelId, Row)> {
+        let crash_rel = self
+            .program
+            .relation_by_name(graft_compiler::CRASH)
+            .filter(|rel| self.program.relation(*rel).origin == ir::RelationOrigin::Builtin);
+        let mut crash_facts = Vec::new();
+        if let Some(crash_rel) = crash_rel {
+            for node in nodes {
+                for (crashed, tick) in &config.crashes {
+                    let values = [
+                        node.clone(),
+                        Value::str(crashed),
+                        Value::Int(i64::try_from(*tick).unwrap_or(i64::MAX)),
+                    ];
+                    if let Some(row) = interner.row(&values) {
+                        crash_facts.push((crash_rel, row));
+                    }
+                }
+            }
+        }
+        crash_facts
     }
 
     /// The plan of a run showing `shown`; `trace` compiles the rules with witnesses.
@@ -377,70 +567,12 @@ impl Runtime {
         };
         let components = plan::components(&self.program, &rules);
         let relations = self.program.relations.len();
-        let tables: Vec<bool> = self
-            .program
-            .relations
-            .iter()
-            .map(|relation| relation.persistence == Persistence::Table)
-            .collect();
-        let mut feedback = tables.clone();
-        for rule in &rules {
-            if matches!(rule.kind, RuleKind::Next | RuleKind::Async) {
-                feedback[rule.head_rel.index()] = true;
-            }
-        }
-        let horizon = match config.eot {
-            Some(eot) => eot,
-            None => config.max_ticks.saturating_add(1),
-        };
-        let given_rows: Vec<(RelId, Row, u64)> = given
-            .iter()
-            .filter(|fact| (1..=horizon).contains(&fact.tick))
-            .filter_map(|fact| {
-                interner
-                    .row(fact.values)
-                    .map(|row| (fact.rel, row, fact.tick))
-            })
-            .collect();
-        let crash_rel = self
-            .program
-            .relation_by_name(graft_compiler::CRASH)
-            .filter(|rel| self.program.relation(*rel).origin == ir::RelationOrigin::Builtin);
-        let mut crash_facts = Vec::new();
-        if let Some(crash_rel) = crash_rel {
-            for node in &nodes {
-                for (crashed, tick) in &config.crashes {
-                    let values = [
-                        node.clone(),
-                        Value::str(crashed),
-                        Value::Int(i64::try_from(*tick).unwrap_or(i64::MAX)),
-                    ];
-                    if let Some(row) = interner.row(&values) {
-                        crash_facts.push((crash_rel, row));
-                    }
-                }
-            }
-        }
-        let down: Vec<(Row, u64)> = config
-            .crashes
-            .iter()
-            .filter(|(_, tick)| **tick <= horizon)
-            .filter_map(|(node, tick)| {
-                interner
-                    .string(node)
-                    .map(|id| (Row::from_vals(&[Val::Str(id)]), (*tick).max(1)))
-            })
-            .collect();
-        let drops: Vec<(Row, u64)> = config
-            .drops
-            .iter()
-            .filter(|(from, to, tick)| from != to && (1..=horizon).contains(tick))
-            .filter_map(|(from, to, tick)| {
-                let from = interner.string(from)?;
-                let to = interner.string(to)?;
-                Some((Row::from_vals(&[Val::Str(from), Val::Str(to)]), *tick))
-            })
-            .collect();
+        let (tables, feedback) = self.tables_and_feedback(&rules);
+        let horizon = horizon(config);
+        let given_rows = self.given_rows(&given, &interner, horizon);
+        let crash_facts = self.crash_facts(config, &nodes, &interner);
+        let down = down_rows(config, &interner, horizon);
+        let drops = drop_rows(config, &interner, horizon);
         let plan = Arc::new(RunPlan {
             relations,
             rules,
@@ -455,10 +587,10 @@ impl Runtime {
             horizon,
             shown,
             trace,
+            batched: false,
         });
         Ok(Prepared {
             given,
-            nodes,
             interner,
             plan,
         })
@@ -584,4 +716,41 @@ impl Runtime {
         }
         facts
     }
+}
+
+/// The last tick a run computes: its end of time, or the tick cap + 1 (quiescence at the cap
+/// needs the base of the tick after it).
+fn horizon(config: &RunConfig) -> u64 {
+    match config.eot {
+        Some(eot) => eot,
+        None => config.max_ticks.saturating_add(1),
+    }
+}
+
+/// Crashed nodes (`[node]`) and their crash ticks.
+fn down_rows(config: &RunConfig, interner: &Interner, horizon: u64) -> Vec<(Row, u64)> {
+    config
+        .crashes
+        .iter()
+        .filter(|(_, tick)| **tick <= horizon)
+        .filter_map(|(node, tick)| {
+            interner
+                .string(node)
+                .map(|id| (Row::from_vals(&[Val::Str(id)]), (*tick).max(1)))
+        })
+        .collect()
+}
+
+/// Omissions: `[from, to]` and the send tick (never `from == to`).
+fn drop_rows(config: &RunConfig, interner: &Interner, horizon: u64) -> Vec<(Row, u64)> {
+    config
+        .drops
+        .iter()
+        .filter(|(from, to, tick)| from != to && (1..=horizon).contains(tick))
+        .filter_map(|(from, to, tick)| {
+            let from = interner.string(from)?;
+            let to = interner.string(to)?;
+            Some((Row::from_vals(&[Val::Str(from), Val::Str(to)]), *tick))
+        })
+        .collect()
 }

@@ -31,7 +31,7 @@ use graft_compiler::ir::{RelId, RuleKind};
 use timely::dataflow::Scope;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::{Operator, empty};
-use timely::dataflow::operators::vec::Filter;
+use timely::dataflow::operators::vec::{Filter, Map as _};
 use timely::order::Product;
 use timely::progress::Timestamp;
 
@@ -97,6 +97,10 @@ pub(crate) struct RunPlan {
     /// witnesses, see [`crate::plan::compile_rules_traced`]), from which the run's provenance
     /// and message log are built (`trace.rs`).
     pub trace: bool,
+    /// A batch of executions in one dataflow: every row carries the execution's index in an
+    /// extra first column (the rules are [`RulePlan::batched`]); nodes are (execution, node)
+    /// pairs, and worker 0 gathers change ticks per execution.
+    pub batched: bool,
 }
 
 /// What worker 0 gathers while the dataflow runs.
@@ -108,6 +112,18 @@ pub(crate) struct Gathered {
     pub updates: Vec<((u32, Row), u64, isize)>,
     /// In a traced run, updates of every rule's bindings: ((rule index, binding), tick, diff).
     pub bindings: Vec<((u32, Row), u64, isize)>,
+    /// In a batched run, the (execution, tick) pairs at which some base changed.
+    pub exec_changes: BTreeSet<(u64, u64)>,
+}
+
+/// The key of a node's condition (crashed, or an omission's endpoints) for a row: `[node]`,
+/// or `[execution, node]` in a batched run (where `exec` holds the execution's index).
+fn node_key(row: &Row, exec: Option<usize>, node: usize) -> Option<Row> {
+    let node = row.get(node)?;
+    match exec {
+        None => Some(Row::from_vals(&[node])),
+        Some(exec) => Some(Row::from_vals(&[row.get(exec)?, node])),
+    }
 }
 
 /// The collections of one scope: relations, and caches of what rules read from them.
@@ -275,11 +291,10 @@ impl<'s, T: TickTime> Env<'s, T> {
             };
         }
         if let (Some(down), Some(location)) = (self.down.clone(), rule.location) {
+            let exec = rule.exec;
             bindings = bindings
                 .flat_map(move |binding| {
-                    binding
-                        .get(location)
-                        .map(|node| (Row::from_vals(&[node]), binding))
+                    node_key(&binding, exec, location).map(|node| (node, binding))
                 })
                 .antijoin(down)
                 .map(|(_, binding)| binding);
@@ -417,8 +432,14 @@ pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<Ref
         }
         let mut base = differential_dataflow::collection::concatenate(scope, sources);
         if let Some(down) = env.down.clone() {
+            // The location is column 0, after the execution's index in a batched run.
+            let (exec, location) = if plan.batched {
+                (Some(0), 1)
+            } else {
+                (None, 0)
+            };
             base = base
-                .flat_map(|row| row.get(0).map(|node| (Row::from_vals(&[node]), row)))
+                .flat_map(move |row| node_key(&row, exec, location).map(|node| (node, row)))
                 .antijoin(down)
                 .map(|(_, row)| row);
         }
@@ -481,6 +502,11 @@ pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<Ref
     // What worker 0 gathers: the ticks at which bases changed, and the shown relations.
     // A base is the output of `distinct`: every update it emits is a net change of its
     // contents, so its times are the ticks of changes. Each batch sends its distinct times.
+    let exec_bases = if plan.batched {
+        bases.clone()
+    } else {
+        Vec::new()
+    };
     let changes = differential_dataflow::collection::concatenate(scope, bases)
         .inner
         .unary(Pipeline, "ChangeTimes", |_capability, _info| {
@@ -510,6 +536,25 @@ pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<Ref
             });
         },
     );
+    if plan.batched {
+        // Per execution: the index in column 0 of every base row.
+        let sink = Rc::clone(gathered);
+        differential_dataflow::collection::concatenate(scope, exec_bases)
+            .inner
+            .flat_map(|(row, time, _)| match row.get(0) {
+                Some(Val::Int(exec)) => Some((u64::try_from(exec).unwrap_or(u64::MAX), time)),
+                _ => None,
+            })
+            .sink(
+                Exchange::new(|_: &(u64, u64)| 0_u64),
+                "GatherExecutionChanges",
+                move |(input, _frontier)| {
+                    input.for_each(|_capability, data| {
+                        sink.borrow_mut().exec_changes.extend(data.drain(..));
+                    });
+                },
+            );
+    }
     if let Some(traced) = env.traced.take().filter(|traced| !traced.is_empty()) {
         let sink = Rc::clone(gathered);
         differential_dataflow::collection::concatenate(scope, traced)
@@ -582,15 +627,18 @@ fn messages<'s>(
     let bindings = env.traced_bindings(index, rule);
     let head = rule.head.clone();
     let location = rule.location;
+    let exec = rule.exec;
+    // The destination is the fact's location: column 0, or 1 after a batch's execution index.
+    let destination = usize::from(exec.is_some());
     let mut sent = bindings.flat_map(move |binding| {
-        let sender = binding.get(location?)?;
-        Expr::eval_all(&head, &binding).map(|values| (Row::from_vals(&[sender]), values))
+        let sender = node_key(&binding, exec, location?)?;
+        Expr::eval_all(&head, &binding).map(|values| (sender, values))
     });
     if let Some(down) = down {
         sent = sent.antijoin(down);
     }
-    let mut delivered = sent.map(|(sender, fact)| {
-        let route: Row = sender.iter().chain(fact.get(0)).collect();
+    let mut delivered = sent.map(move |(sender, fact)| {
+        let route: Row = sender.iter().chain(fact.get(destination)).collect();
         (route, fact)
     });
     if let Some(dropped) = dropped {

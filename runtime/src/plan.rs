@@ -192,6 +192,9 @@ pub(crate) struct RulePlan {
     pub aggregate: Option<AggregatePlan>,
     /// How to name a binding's body facts, for traced runs (compiled with witnesses only).
     pub firing: Option<FiringPlan>,
+    /// In a plan over a batch of executions ([`RulePlan::batched`]), the slot holding the
+    /// execution's index.
+    pub exec: Option<usize>,
 }
 
 /// What a traced run needs to name the facts of one firing from its binding: every column of
@@ -207,6 +210,84 @@ pub(crate) struct FiringPlan {
 }
 
 impl RulePlan {
+    /// The plan over rows that carry an execution's index in an extra first column, so that
+    /// one dataflow runs a batch of executions: the first atom reads the index into a new
+    /// last slot (`exec`), every other atom and every negated atom matches it, and the head
+    /// writes it first. Every other slot keeps its number, so the unbatched plan's heads and
+    /// [`FiringPlan`] still read a batched binding.
+    pub fn batched(&self) -> RulePlan {
+        let exec = self.slots;
+        let shift = |atom: &AtomPlan, first: bool| -> AtomPlan {
+            let mut key_columns = Vec::with_capacity(atom.key_columns.len() + 1);
+            let mut key = Vec::with_capacity(atom.key.len() + 1);
+            let mut bind = Vec::with_capacity(atom.bind.len() + 1);
+            if first {
+                bind.push((0, exec));
+            } else {
+                key_columns.push(0);
+                key.push(Expr::Slot(exec));
+            }
+            key_columns.extend(atom.key_columns.iter().map(|column| column + 1));
+            key.extend(atom.key.iter().cloned());
+            bind.extend(atom.bind.iter().map(|(column, slot)| (column + 1, *slot)));
+            AtomPlan {
+                rel: atom.rel,
+                pinned: atom.pinned,
+                key_columns,
+                key,
+                bind,
+                check: atom
+                    .check
+                    .iter()
+                    .map(|(column, slot)| (column + 1, *slot))
+                    .collect(),
+            }
+        };
+        let steps = self
+            .steps
+            .iter()
+            .map(|step| match step {
+                Step::Join(atom) => Step::Join(shift(atom, false)),
+                Step::Compare { .. } => step.clone(),
+                Step::Antijoin {
+                    rel,
+                    pinned,
+                    columns,
+                    key,
+                    whole,
+                } => Step::Antijoin {
+                    rel: *rel,
+                    pinned: *pinned,
+                    columns: std::iter::once(0)
+                        .chain(columns.iter().map(|column| column + 1))
+                        .collect(),
+                    key: std::iter::once(Expr::Slot(exec))
+                        .chain(key.iter().cloned())
+                        .collect(),
+                    whole: *whole,
+                },
+            })
+            .collect();
+        RulePlan {
+            kind: self.kind,
+            head_rel: self.head_rel,
+            slots: self.slots + 1,
+            location: self.location,
+            first: shift(&self.first, true),
+            steps,
+            head: std::iter::once(Expr::Slot(exec))
+                .chain(self.head.iter().cloned())
+                .collect(),
+            aggregate: self.aggregate.as_ref().map(|aggregate| AggregatePlan {
+                column: aggregate.column + 1,
+                func: aggregate.func,
+                slot: aggregate.slot,
+            }),
+            firing: self.firing.clone(),
+            exec: Some(exec),
+        }
+    }
+
     /// The relations the body reads (positive or negated), with their pinned ticks.
     pub fn reads(&self) -> impl Iterator<Item = (RelId, Option<u64>)> + '_ {
         std::iter::once((self.first.rel, self.first.pinned)).chain(self.steps.iter().filter_map(
@@ -408,6 +489,7 @@ fn compile_rule(
             .collect(),
         aggregate,
         firing,
+        exec: None,
     })
 }
 

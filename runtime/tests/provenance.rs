@@ -6,8 +6,11 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use common::cases;
 use graft_eval::{CrashModel, RunConfig};
+use graft_runtime::{Execution, Runtime};
 
 #[test]
 fn traced_runs_equal_the_reference_with_provenance() {
@@ -97,4 +100,74 @@ fn traced_runs_of_molly_dialect_rules_equal_the_reference() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A batch of executions in one dataflow (what `graft verify --engine timely` runs): every
+/// example's fault schedules that share an end of time and crash model, as one batch on 1
+/// and 2 workers; each run of the batch equals the reference's run of its schedule.
+#[test]
+fn traced_batches_equal_the_reference_run_by_run() {
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for case in cases::cases() {
+        let Ok(loaded) = common::load(&case.program, &case.facts) else {
+            failures.push(format!("{}: does not load", case.name));
+            continue;
+        };
+        let runtime = Runtime::new(&loaded.checked).expect("the runtime takes the program");
+        let mut batches: BTreeMap<(Option<u64>, u64, CrashModel), Vec<RunConfig>> = BTreeMap::new();
+        for (_, mut config) in cases::schedules(&cases::nodes(&loaded)) {
+            config.eot = Some(config.eot.unwrap_or(6));
+            batches
+                .entry((config.eot, config.max_ticks, config.crash_model))
+                .or_default()
+                .push(config);
+        }
+        for (key, configs) in batches {
+            for workers in [1, 2] {
+                let execution = Execution {
+                    workers,
+                    cluster: None,
+                };
+                let runs = runtime
+                    .run_traced_batch(&configs, &loaded.facts, &execution)
+                    .map_err(|error| error.to_string())
+                    .and_then(|runs| runs.ok_or_else(|| "no output".to_owned()));
+                let runs = match runs {
+                    Ok(runs) => runs,
+                    Err(error) => {
+                        failures.push(format!("{} / {key:?}: {error}", case.name));
+                        continue;
+                    }
+                };
+                assert_eq!(runs.len(), configs.len(), "one run per configuration");
+                for (config, run) in configs.iter().zip(&runs) {
+                    match common::compare_traced_run(&loaded, config, run) {
+                        Ok(_) => compared += 1,
+                        Err(difference) => failures.push(format!(
+                            "{} / {config:?} / {workers} worker(s), in a batch of {}:\n{difference}",
+                            case.name,
+                            configs.len()
+                        )),
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(compared > 100, "only {compared} runs compared");
+}
+
+/// A batch whose configurations differ in more than faults is refused, not run wrongly.
+#[test]
+fn a_batch_of_different_ends_of_time_is_refused() {
+    let case = cases::cases().into_iter().next().expect("an example");
+    let loaded = common::load(&case.program, &case.facts).expect("it loads");
+    let runtime = Runtime::new(&loaded.checked).expect("the runtime takes it");
+    let configs = [RunConfig::with_eot(3), RunConfig::with_eot(4)];
+    let result = runtime.run_traced_batch(&configs, &loaded.facts, &Execution::default());
+    assert!(
+        matches!(result, Err(graft_runtime::RuntimeError::MixedBatch)),
+        "{result:?}"
+    );
 }

@@ -63,6 +63,9 @@ pub struct Execution {
     pub violations: Vec<Violation>,
 }
 
+/// Executions per timely worker in one batch of a search on the timely engine.
+const TIMELY_BATCH_PER_WORKER: usize = 8;
+
 /// Which engine runs a verification's executions. Both give the same canonical runs, so the
 /// same verdicts, counterexamples and execution counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -262,7 +265,20 @@ impl Verifier {
 
     /// Runs the program under `faults` with provenance (ticks `1..=EOT`, Molly's crash model).
     pub fn run(&self, faults: &FaultSet) -> Result<Run, VerifyError> {
-        let config = RunConfig {
+        let config = self.config(faults);
+        match &self.runtime {
+            None => Ok(self.evaluator.run(&config, &self.facts)?),
+            Some(runtime) => runtime
+                .run_traced(&config, &self.facts, &graft_runtime::Execution::default())?
+                .ok_or(VerifyError::Runtime(RuntimeError::Timely(
+                    "a traced run on one worker returned no run".to_owned(),
+                ))),
+        }
+    }
+
+    /// The run configuration of `faults` (ticks `1..=EOT`, Molly's crash model, provenance).
+    fn config(&self, faults: &FaultSet) -> RunConfig {
+        RunConfig {
             extra_nodes: self.extra_nodes.clone(),
             exact_nodes: self.exact_nodes,
             drops: faults
@@ -278,14 +294,16 @@ impl Verifier {
             crash_model: CrashModel::Molly,
             provenance: true,
             ..RunConfig::with_eot(self.bounds.eot)
-        };
-        match &self.runtime {
-            None => Ok(self.evaluator.run(&config, &self.facts)?),
-            Some(runtime) => runtime
-                .run_traced(&config, &self.facts, &graft_runtime::Execution::default())?
-                .ok_or(VerifyError::Runtime(RuntimeError::Timely(
-                    "a traced run on one worker returned no run".to_owned(),
-                ))),
+        }
+    }
+
+    /// How many executions a search runs together: with the reference, one per worker thread;
+    /// with timely, a batch of several per worker, since one dataflow runs the whole batch
+    /// and pays its per-tick costs once.
+    pub fn batch_size(&self) -> usize {
+        match self.runtime {
+            None => self.workers,
+            Some(_) => self.workers * TIMELY_BATCH_PER_WORKER,
         }
     }
 
@@ -346,9 +364,35 @@ impl Verifier {
         kept
     }
 
-    /// Runs every fault set of `batch` and checks the specification, up to
-    /// [`workers`](Verifier::workers) at once; the results in the batch's order.
+    /// Runs every fault set of `batch` and checks the specification, the results in the
+    /// batch's order: with timely, all in one dataflow on [`workers`](Verifier::workers)
+    /// timely workers; with the reference, up to that many at once on threads.
     pub fn execute_batch(&self, batch: &[FaultSet]) -> Vec<Result<Execution, VerifyError>> {
+        if let Some(runtime) = &self.runtime
+            && batch.len() > 1
+        {
+            let configs: Vec<RunConfig> = batch.iter().map(|faults| self.config(faults)).collect();
+            let execution = graft_runtime::Execution {
+                workers: self.workers,
+                cluster: None,
+            };
+            return match runtime.run_traced_batch(&configs, &self.facts, &execution) {
+                Ok(Some(runs)) if runs.len() == batch.len() => batch
+                    .iter()
+                    .zip(runs)
+                    .map(|(faults, run)| Ok(self.checked(faults, run)))
+                    .collect(),
+                Ok(_) => batch
+                    .iter()
+                    .map(|_| {
+                        Err(VerifyError::Runtime(RuntimeError::Timely(
+                            "a batch of traced runs returned no runs".to_owned(),
+                        )))
+                    })
+                    .collect(),
+                Err(error) => batch.iter().map(|_| Err(error.clone().into())).collect(),
+            };
+        }
         let threads = self.workers.min(batch.len());
         if threads <= 1 {
             return batch.iter().map(|faults| self.execute(faults)).collect();
@@ -388,6 +432,11 @@ impl Verifier {
     /// Runs under `faults` and checks the specification.
     pub fn execute(&self, faults: &FaultSet) -> Result<Execution, VerifyError> {
         let run = self.run(faults)?;
+        Ok(self.checked(faults, run))
+    }
+
+    /// The execution of `faults` that gave `run`, with the specification checked.
+    fn checked(&self, faults: &FaultSet, run: Run) -> Execution {
         let violations = self.spec.check(
             self.program(),
             &run,
@@ -395,10 +444,10 @@ impl Verifier {
             &self.expected_post,
             self.bounds.eot,
         );
-        Ok(Execution {
+        Execution {
             faults: faults.clone(),
             run,
             violations,
-        })
+        }
     }
 }

@@ -415,8 +415,8 @@ impl Verifier {
         prefetched: &mut BTreeMap<FaultSet, Result<Execution, VerifyError>>,
     ) -> Result<Execution, VerifyError> {
         // Results kept ahead are bounded: a queue that keeps reordering does not pile them up.
-        let room = (self.workers() * 32).saturating_sub(prefetched.len());
-        let ahead = (self.workers() - 1).min(room);
+        let room = (self.batch_size() * 32).saturating_sub(prefetched.len());
+        let ahead = (self.batch_size() - 1).min(room);
         if ahead == 0 {
             return self.execute(&faults);
         }

@@ -237,12 +237,6 @@ pub fn compare_traced(
     config: &RunConfig,
     workers: usize,
 ) -> Result<usize, String> {
-    let evaluator = Evaluator::new(&loaded.checked).map_err(|error| error.to_string())?;
-    let mut reference_config = config.clone();
-    reference_config.provenance = true;
-    let expected = evaluator
-        .run(&reference_config, &loaded.facts)
-        .map_err(|error| format!("reference: {error}"))?;
     let runtime = Runtime::new(&loaded.checked).map_err(|error| format!("timely: {error}"))?;
     let execution = Execution {
         workers,
@@ -252,6 +246,22 @@ pub fn compare_traced(
         .run_traced(config, &loaded.facts, &execution)
         .map_err(|error| format!("timely: {error}"))?
         .ok_or("timely: no output on process 0")?;
+    compare_traced_run(loaded, config, &actual)
+}
+
+/// Compares a traced run of the runtime (`actual`) with the reference's run with provenance
+/// under `config`, as [`compare_traced`] does.
+pub fn compare_traced_run(
+    loaded: &Loaded,
+    config: &RunConfig,
+    actual: &graft_eval::Run,
+) -> Result<usize, String> {
+    let evaluator = Evaluator::new(&loaded.checked).map_err(|error| error.to_string())?;
+    let mut reference_config = config.clone();
+    reference_config.provenance = true;
+    let expected = evaluator
+        .run(&reference_config, &loaded.facts)
+        .map_err(|error| format!("reference: {error}"))?;
     let program = &loaded.checked.program;
     if (expected.ticks_run, expected.capped) != (actual.ticks_run, actual.capped) {
         return Err(format!(
