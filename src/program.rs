@@ -41,6 +41,11 @@ pub struct RunOptions {
     /// Crash NODE at tick TICK: from then on it sends nothing. Repeatable.
     #[arg(long = "crash", value_name = "NODE@TICK", value_parser = parse_crash)]
     pub crashes: Vec<(String, u64)>,
+    /// Deliver the message(s) sent from FROM to TO at tick TICK BY ticks late: they arrive at
+    /// TICK + 1 + BY instead of TICK + 1, so later messages on other channels (or on the same
+    /// channel) may overtake them. Repeatable; BY is at least 1.
+    #[arg(long = "delay", value_name = "FROM,TO,TICK,BY", value_parser = parse_delay)]
+    pub delays: Vec<((String, String, u64), u64)>,
     /// What a crashed node still does: `molly` (derives locally, sends nothing) or `strict`
     /// (holds and derives nothing, receives nothing).
     #[arg(long, value_enum, default_value_t = CrashModelArg::Molly)]
@@ -67,6 +72,34 @@ fn parse_drop(text: &str) -> Result<(String, String, u64), String> {
     }
     let tick = parse_tick(tick)?;
     Ok((unquote(from), unquote(to), tick))
+}
+
+fn parse_delay(text: &str) -> Result<((String, String, u64), u64), String> {
+    let usage = || {
+        format!("expected FROM,TO,TICK,BY (e.g. a,b,2,3: sent at 2, 3 ticks late), found `{text}`")
+    };
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [from, to, tick, by] = parts.as_slice() else {
+        return Err(usage());
+    };
+    if from.is_empty() || to.is_empty() {
+        return Err(usage());
+    }
+    if unquote(from) == unquote(to) {
+        return Err(format!(
+            "`{text}` delays a node's messages to itself, which always arrive at the next tick; name two different nodes"
+        ));
+    }
+    let tick = parse_tick(tick)?;
+    let by = match by.parse::<u64>() {
+        Ok(by) if by >= 1 => by,
+        _ => {
+            return Err(format!(
+                "a delay is a whole number of ticks from 1, found `{by}`"
+            ));
+        }
+    };
+    Ok(((unquote(from), unquote(to), tick), by))
 }
 
 fn parse_crash(text: &str) -> Result<(String, u64), String> {
@@ -182,6 +215,7 @@ pub fn run_config(options: &RunOptions) -> RunConfig {
             .iter()
             .cloned()
             .collect::<BTreeMap<String, u64>>(),
+        delays: options.delays.iter().cloned().collect(),
         crash_model: match options.crash_model {
             CrashModelArg::Molly => CrashModel::Molly,
             CrashModelArg::Strict => CrashModel::Strict,
@@ -200,6 +234,10 @@ pub fn check_fault_nodes(options: &RunOptions, nodes: &[Value]) -> anyhow::Resul
     }
     for (node, tick) in &options.crashes {
         named.push((node, format!("--crash {node}@{tick}")));
+    }
+    for ((from, to, tick), by) in &options.delays {
+        named.push((from, format!("--delay {from},{to},{tick},{by}")));
+        named.push((to, format!("--delay {from},{to},{tick},{by}")));
     }
     for (node, option) in named {
         if !known.contains(node) {

@@ -446,6 +446,26 @@ fn bad_options_exit_with_status_2() {
     failing(&two_pc(&["--drop", "C,p1,x"]), 2, &["--drop", "`x`"]);
     failing(&two_pc(&["--crash", "C"]), 2, &["--crash", "NODE@TICK"]);
     failing(
+        &two_pc(&["--delay", "C,zz,1,2"]),
+        2,
+        &["`zz`", "not a node"],
+    );
+    failing(
+        &two_pc(&["--delay", "C,p1,1"]),
+        2,
+        &["--delay", "FROM,TO,TICK,BY"],
+    );
+    failing(
+        &two_pc(&["--delay", "C,p1,1,0"]),
+        2,
+        &["--delay", "from 1", "`0`"],
+    );
+    failing(
+        &two_pc(&["--delay", "C,C,1,2"]),
+        2,
+        &["--delay", "to itself"],
+    );
+    failing(
         &two_pc(&["--show", "decison"]),
         2,
         &["`decison`", "did you mean `decision`?"],
@@ -525,4 +545,39 @@ fn explaining_a_fact_that_does_not_hold_lists_the_facts_that_do() {
     snapshot_settings().bind(|| {
         insta::assert_snapshot!("explain__fact_not_holding", transcript);
     });
+}
+
+#[test]
+fn a_delayed_message_is_overtaken_on_both_engines() {
+    let run = |engine: &str, extra: &[&str]| -> String {
+        let mut args: Vec<String> = [
+            "run",
+            "tests/run/last_write.ded",
+            "--eot",
+            "5",
+            "--engine",
+            engine,
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect();
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        stdout(&args)
+    };
+    for engine in ["reference", "timely"] {
+        let late = run(
+            engine,
+            &["--delay", "a,b,1,2", "--show", "write", "--show", "value"],
+        );
+        assert_eq!(
+            late,
+            "write(\"b\", 2)@3;\nvalue(\"b\", 2)@4;\nwrite(\"b\", 1)@4;\nvalue(\"b\", 1)@5;\n",
+            "{engine}"
+        );
+        let plain = run(engine, &["--show", "value"]);
+        assert_eq!(
+            plain, "value(\"b\", 1)@3;\nvalue(\"b\", 2)@4;\nvalue(\"b\", 2)@5;\n",
+            "{engine}"
+        );
+    }
 }

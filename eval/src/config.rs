@@ -7,22 +7,23 @@ use serde::Serialize;
 
 use crate::result::Fate;
 
-/// The fate of a message sent at `tick`, from the crash ticks of its sender and destination
-/// and whether an omission of this (different-node) channel is scheduled at `tick`: lost when
-/// the sender has crashed by `tick`, else when omitted, else (strict model) when the
-/// destination has crashed by `tick + 1`, the tick it would arrive.
+/// The fate of a message sent at `tick` and due at `arrival`, from the crash ticks of its
+/// sender and destination and whether an omission of this (different-node) channel is
+/// scheduled at `tick`: lost when the sender has crashed by `tick`, else when omitted, else
+/// (strict model) when the destination has crashed by `arrival`.
 pub(crate) fn decide_fate(
     sender_crash: Option<u64>,
     dest_crash: Option<u64>,
     omitted: bool,
     crash_model: CrashModel,
     tick: u64,
+    arrival: u64,
 ) -> Fate {
     if sender_crash.is_some_and(|crash| crash <= tick) {
         Fate::SenderCrashed
     } else if omitted {
         Fate::Omitted
-    } else if crash_model == CrashModel::Strict && dest_crash.is_some_and(|crash| crash <= tick + 1)
+    } else if crash_model == CrashModel::Strict && dest_crash.is_some_and(|crash| crash <= arrival)
     {
         Fate::ReceiverCrashed
     } else {
@@ -90,6 +91,11 @@ pub struct RunConfig {
     pub drops: BTreeSet<(String, String, u64)>,
     /// Crashes: node to the tick it crashes at.
     pub crashes: BTreeMap<String, u64>,
+    /// Message delays: the messages from `.0` to `.1` sent at tick `.2` arrive the given
+    /// number of ticks late (at `.2 + 1 + delay` instead of `.2 + 1`); never between a node
+    /// and itself. Empty by default.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub delays: BTreeMap<(String, String, u64), u64>,
     pub crash_model: CrashModel,
     /// Record why-provenance for every fact at every tick.
     pub provenance: bool,
@@ -106,6 +112,7 @@ impl Default for RunConfig {
             exact_nodes: false,
             drops: BTreeSet::new(),
             crashes: BTreeMap::new(),
+            delays: BTreeMap::new(),
             crash_model: CrashModel::Molly,
             provenance: false,
             record: Record::All,
@@ -134,7 +141,36 @@ impl RunConfig {
             sender != dest && omitted,
             self.crash_model,
             tick,
+            tick + 1 + self.delay(sender, dest, tick),
         )
+    }
+
+    /// How many ticks late a message from `sender` to `dest` sent at `tick` arrives: the
+    /// scheduled delay of that channel at that tick, or 0 (always 0 between a node and
+    /// itself).
+    pub fn delay(&self, sender: &Value, dest: &Value, tick: u64) -> u64 {
+        if self.delays.is_empty() || sender == dest {
+            return 0;
+        }
+        match (sender.as_str(), dest.as_str()) {
+            (Some(from), Some(to)) => self
+                .delays
+                .get(&(from.to_owned(), to.to_owned(), tick))
+                .copied()
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// The last tick at which a scheduled delay changes what arrives: the latest arrival of a
+    /// delayed message (0 without delays).
+    pub fn last_delayed_arrival(&self) -> u64 {
+        self.delays
+            .iter()
+            .filter(|((from, to, _), by)| from != to && **by > 0)
+            .map(|((_, _, tick), by)| tick.saturating_add(1).saturating_add(*by))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Whether a node's base facts at `tick` are dropped: in the strict crash model a node

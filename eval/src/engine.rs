@@ -304,6 +304,11 @@ impl Evaluator {
             .iter()
             .map(|(from, to, tick)| (Value::str(from), Value::str(to), *tick))
             .collect();
+        let delays: HashMap<(Value, Value, u64), u64> = config
+            .delays
+            .iter()
+            .map(|((from, to, tick), by)| ((Value::str(from), Value::str(to), *tick), *by))
+            .collect();
         let mut crash_facts = Vec::new();
         if let Some(crash_rel) = self.crash_rel {
             for node in &nodes {
@@ -332,6 +337,7 @@ impl Evaluator {
             config,
             crashes: &crashes,
             drops: &drops,
+            delays: &delays,
             crash_facts: &crash_facts,
             given: &given,
         };
@@ -345,6 +351,9 @@ impl Evaluator {
             stats: Stats::default(),
         };
         let mut history: HashMap<(RelId, u64), Store> = HashMap::new();
+        // Delayed messages, by the tick they arrive at.
+        let mut pending: BTreeMap<u64, Vec<Carried>> = BTreeMap::new();
+        let last_arrival = config.last_delayed_arrival();
         let mut base = self.base(&context, 1, None, Vec::new());
         let mut tick = 1_u64;
         loop {
@@ -371,6 +380,14 @@ impl Evaluator {
                 }
             }
             let (next, messages) = self.temporal(&mut state, &context, &mut run.messages);
+            let mut arriving = pending.remove(&(tick + 1)).unwrap_or_default();
+            for (arrival, message) in messages {
+                if arrival == tick + 1 {
+                    arriving.push(message);
+                } else {
+                    pending.entry(arrival).or_default().push(message);
+                }
+            }
             run.ticks_run = tick;
             let last = config.eot == Some(tick);
             let next_base = if last {
@@ -380,13 +397,14 @@ impl Evaluator {
                     &context,
                     tick + 1,
                     Some(&state.db),
-                    next.into_iter().chain(messages).collect(),
+                    next.into_iter().chain(arriving).collect(),
                 )
             };
             let quiescent = config.eot.is_none()
                 && tick >= last_given
                 && tick >= last_crash
                 && tick > last_drop
+                && tick >= last_arrival
                 && tick > last_pinned
                 && same_base(&next_base, &state.db, &base_lengths);
             let snapshots = self.record(state, &config.record, config.strategy, &mut run);
@@ -711,13 +729,14 @@ impl Evaluator {
     }
 
     /// Evaluates the temporal rules over the complete tick: the `@next` heads and retractions
-    /// for the next tick, and the messages (logged in `log`; the delivered ones returned).
+    /// for the next tick, and the messages (logged in `log`; the delivered ones returned with
+    /// the tick they arrive at).
     fn temporal(
         &self,
         state: &mut TickState<'_>,
         context: &RunContext<'_>,
         log: &mut Vec<Message>,
-    ) -> (Vec<Carried>, Vec<Carried>) {
+    ) -> (Vec<Carried>, Vec<(u64, Carried)>) {
         let provenance = context.config.provenance;
         let tick = state.tick;
         let mut carried = Vec::new();
@@ -744,6 +763,7 @@ impl Evaluator {
                             continue;
                         };
                         let key = (sender.clone(), item.rel, item.tuple.clone());
+                        let delay = context.delay(&sender, &dest, tick);
                         let fate = match sent.get(&key) {
                             Some(fate) => *fate,
                             None => {
@@ -756,24 +776,29 @@ impl Evaluator {
                                     rel: item.rel,
                                     tuple: item.tuple.clone(),
                                     fate,
+                                    delay,
                                 });
                                 fate
                             }
                         };
                         if fate.is_delivered() {
-                            delivered.push(Carried::Fact(BaseFact {
-                                rel: item.rel,
-                                tuple: item.tuple,
-                                derivation: provenance.then(|| Derivation::Message {
-                                    sender,
-                                    send_tick: tick,
-                                    firing: item.firing.unwrap_or(RuleFiring {
-                                        rule: rule.id,
-                                        body: Vec::new(),
-                                        absent: Vec::new(),
+                            let arrival = tick + 1 + delay;
+                            delivered.push((
+                                arrival,
+                                Carried::Fact(BaseFact {
+                                    rel: item.rel,
+                                    tuple: item.tuple,
+                                    derivation: provenance.then(|| Derivation::Message {
+                                        sender,
+                                        send_tick: tick,
+                                        firing: item.firing.unwrap_or(RuleFiring {
+                                            rule: rule.id,
+                                            body: Vec::new(),
+                                            absent: Vec::new(),
+                                        }),
                                     }),
                                 }),
-                            }));
+                            ));
                         }
                     }
                 }
@@ -928,6 +953,7 @@ struct RunContext<'a> {
     config: &'a RunConfig,
     crashes: &'a HashMap<Value, u64>,
     drops: &'a HashSet<(Value, Value, u64)>,
+    delays: &'a HashMap<(Value, Value, u64), u64>,
     crash_facts: &'a [(RelId, Tuple)],
     given: &'a BTreeMap<u64, Vec<&'a GivenFact>>,
 }
@@ -947,7 +973,19 @@ impl RunContext<'_> {
             sender != dest && self.drops.contains(&(sender.clone(), dest.clone(), tick)),
             self.config.crash_model,
             tick,
+            tick + 1 + self.delay(sender, dest, tick),
         )
+    }
+
+    /// [`RunConfig::delay`], looked up in this run's hash map.
+    fn delay(&self, sender: &Value, dest: &Value, tick: u64) -> u64 {
+        if self.delays.is_empty() || sender == dest {
+            return 0;
+        }
+        self.delays
+            .get(&(sender.clone(), dest.clone(), tick))
+            .copied()
+            .unwrap_or(0)
     }
 }
 

@@ -66,7 +66,7 @@ pub enum Derivation {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fate {
-    /// Delivered at `send_tick + 1` (which may be after the run's last tick).
+    /// Delivered at `send_tick + 1` plus its delay (which may be after the run's last tick).
     Delivered,
     /// Lost by an omission in the fault schedule.
     Omitted,
@@ -93,6 +93,21 @@ pub struct Message {
     #[serde(serialize_with = "serialize_tuple")]
     pub tuple: Tuple,
     pub fate: Fate,
+    /// Ticks late: a delivered message arrives at `send_tick + 1 + delay` (0 unless the
+    /// schedule delays its channel at its send tick).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub delay: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+impl Message {
+    /// The tick a delivered message arrives at (possibly after the run's last tick).
+    pub fn arrival(&self) -> u64 {
+        self.send_tick + 1 + self.delay
+    }
 }
 
 /// Serialises a tuple as an array of plain values (serde's `rc` feature is not enabled).

@@ -585,3 +585,139 @@ fn rendering_orders_integers_by_value_and_strings_by_bytes() {
         ])
     );
 }
+
+/// `a` writes 1 at tick 1 and 2 at tick 2 to `b`, which keeps the value it last received.
+const LAST_WRITE: &str = r#"
+    link("a", "b")@1;
+    put("a", 1)@1;
+    put("a", 2)@2;
+    link(N, P)@next :- link(N, P);
+    write(P, V)@async :- put(N, V), link(N, P);
+    value(N, V)@next :- write(N, V);
+    value(N, V)@next :- value(N, V), notin write(N, _);
+"#;
+
+#[test]
+fn a_delayed_message_arrives_late_and_is_overtaken() {
+    let program = compile(LAST_WRITE);
+    // On time: 1 arrives at 2, 2 at 3, and `b` ends with 2.
+    let run = program.run(&eot(5), "");
+    assert_eq!(
+        program.lines(&run, &["write", "value"]),
+        expect(&[
+            r#"write("b", 1)@2;"#,
+            r#"value("b", 1)@3;"#,
+            r#"write("b", 2)@3;"#,
+            r#"value("b", 2)@4;"#,
+            r#"value("b", 2)@5;"#,
+        ])
+    );
+    // The write sent at 1, two ticks late, arrives at 1 + 1 + 2 = 4, after the write sent at
+    // 2 (arriving at 3): `b` ends with the older value.
+    let mut config = eot(5);
+    config.delays.insert(("a".into(), "b".into(), 1), 2);
+    let run = program.run(&config, "");
+    assert_eq!(
+        program.lines(&run, &["write", "value"]),
+        expect(&[
+            r#"write("b", 2)@3;"#,
+            r#"value("b", 2)@4;"#,
+            r#"write("b", 1)@4;"#,
+            r#"value("b", 1)@5;"#,
+        ])
+    );
+    let log: Vec<(u64, u64, Fate, u64)> = run
+        .messages
+        .iter()
+        .map(|message| {
+            (
+                message.send_tick,
+                message.delay,
+                message.fate,
+                message.arrival(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        log,
+        vec![(1, 2, Fate::Delivered, 4), (2, 0, Fate::Delivered, 3)]
+    );
+    // A delay at a tick with no message, or on a node's messages to itself, changes nothing.
+    let mut config = eot(5);
+    config.delays.insert(("a".into(), "b".into(), 3), 4);
+    config.delays.insert(("b".into(), "b".into(), 1), 4);
+    assert_eq!(
+        program.lines(&program.run(&config, ""), &["write", "value"]),
+        program.lines(&program.run(&eot(5), ""), &["write", "value"])
+    );
+}
+
+#[test]
+fn quiescence_waits_for_delayed_messages() {
+    let program = compile(LAST_WRITE);
+    // On time, base(5) = base(4) = {link, value(b, 2)}: 4 ticks.
+    let run = program.run(&RunConfig::default(), "");
+    assert_eq!((run.ticks_run, run.capped), (4, false));
+    // Delayed, the last arrival is at 4; base(6) = base(5) = {link, value(b, 1)}: 5 ticks.
+    let mut config = RunConfig::default();
+    config.delays.insert(("a".into(), "b".into(), 1), 2);
+    let run = program.run(&config, "");
+    assert_eq!((run.ticks_run, run.capped), (5, false));
+    // A message delayed far past the others keeps the run going until it arrives, though
+    // the bases in between repeat.
+    let mut config = RunConfig::default();
+    config.delays.insert(("a".into(), "b".into(), 2), 6);
+    let run = program.run(&config, "");
+    assert_eq!((run.ticks_run, run.capped), (10, false));
+    assert_eq!(
+        program.lines(&run, &["write"]),
+        expect(&[r#"write("b", 1)@2;"#, r#"write("b", 2)@9;"#])
+    );
+}
+
+#[test]
+fn delays_meet_omissions_and_crashes() {
+    let program = compile(LAST_WRITE);
+    let fates = |config: &RunConfig| -> Vec<(u64, Fate, u64)> {
+        program
+            .run(config, "")
+            .messages
+            .iter()
+            .map(|message| (message.send_tick, message.fate, message.delay))
+            .collect()
+    };
+    // An omission wins over a delay: the message is lost.
+    let mut config = eot(5);
+    config.delays.insert(("a".into(), "b".into(), 1), 2);
+    config.drops.insert(("a".into(), "b".into(), 1));
+    assert_eq!(
+        fates(&config),
+        vec![(1, Fate::Omitted, 2), (2, Fate::Delivered, 0)]
+    );
+    // Strict crashes: `b` crashed at 4 receives nothing that would arrive at 4 or later, so
+    // the late write is lost while the on-time one (arriving at 3) is delivered.
+    let mut config = eot(5);
+    config.delays.insert(("a".into(), "b".into(), 1), 2);
+    config.crashes.insert("b".into(), 4);
+    config.crash_model = CrashModel::Strict;
+    assert_eq!(
+        fates(&config),
+        vec![(1, Fate::ReceiverCrashed, 2), (2, Fate::Delivered, 0)]
+    );
+    // Molly's crashes: a crashed receiver still receives, late or not; a sender crashed by
+    // the send tick sends nothing, delayed or not.
+    let mut config = eot(5);
+    config.delays.insert(("a".into(), "b".into(), 1), 2);
+    config.crashes.insert("b".into(), 2);
+    assert_eq!(
+        fates(&config),
+        vec![(1, Fate::Delivered, 2), (2, Fate::Delivered, 0)]
+    );
+    let mut config = eot(5);
+    config.delays.insert(("a".into(), "b".into(), 2), 2);
+    config.crashes.insert("a".into(), 2);
+    assert_eq!(
+        fates(&config),
+        vec![(1, Fate::Delivered, 0), (2, Fate::SenderCrashed, 2)]
+    );
+}

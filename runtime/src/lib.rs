@@ -279,7 +279,10 @@ impl Runtime {
     ) -> Result<Option<RunOutput>, RuntimeError> {
         let shown: Vec<RelId> = show.relations(&self.program).into_iter().collect();
         let prepared = self.prepare(config, facts, shown.clone(), false)?;
-        let Some(gathered) = self.execute(&prepared, self.is_local(show), execution)? else {
+        // The node-local engine delivers every message at the next tick: runs with delays use
+        // the dataflow lowering.
+        let use_local = self.is_local(show) && config.delays.is_empty();
+        let Some(gathered) = self.execute(&prepared, use_local, execution)? else {
             return Ok(None);
         };
         let (ticks_run, capped) = self.ticks_run(config, &prepared.given, &gathered.changes);
@@ -344,7 +347,7 @@ impl Runtime {
             collect_string(node, &mut strings);
         }
         for config in configs {
-            for (from, to, _) in &config.drops {
+            for (from, to, _) in config.drops.iter().chain(config.delays.keys()) {
                 strings.insert(Arc::from(from.as_str()));
                 strings.insert(Arc::from(to.as_str()));
             }
@@ -364,6 +367,7 @@ impl Runtime {
         let mut crash_facts = Vec::new();
         let mut down = Vec::new();
         let mut drops = Vec::new();
+        let mut delays = Vec::new();
         for (exec, config) in configs.iter().enumerate() {
             for (rel, row, tick) in self.given_rows(&given, &interner, horizon) {
                 given_rows.push((rel, prefixed(exec, &row), tick));
@@ -377,6 +381,9 @@ impl Runtime {
             for (row, tick) in drop_rows(config, &interner, horizon) {
                 drops.push((prefixed(exec, &row), tick));
             }
+            for (row, tick, by) in delay_rows(config, &interner, horizon) {
+                delays.push((prefixed(exec, &row), tick, by));
+            }
         }
         let plan = Arc::new(RunPlan {
             relations: self.program.relations.len(),
@@ -388,6 +395,7 @@ impl Runtime {
             crash_facts,
             down,
             drops,
+            delays,
             strict: first.crash_model == CrashModel::Strict,
             horizon,
             shown: self
@@ -555,7 +563,7 @@ impl Runtime {
         for node in &nodes {
             collect_string(node, &mut strings);
         }
-        for (from, to, _) in &config.drops {
+        for (from, to, _) in config.drops.iter().chain(config.delays.keys()) {
             strings.insert(Arc::from(from.as_str()));
             strings.insert(Arc::from(to.as_str()));
         }
@@ -573,6 +581,7 @@ impl Runtime {
         let crash_facts = self.crash_facts(config, &nodes, &interner);
         let down = down_rows(config, &interner, horizon);
         let drops = drop_rows(config, &interner, horizon);
+        let delays = delay_rows(config, &interner, horizon);
         let plan = Arc::new(RunPlan {
             relations,
             rules,
@@ -583,6 +592,7 @@ impl Runtime {
             crash_facts,
             down,
             drops,
+            delays,
             strict: config.crash_model == CrashModel::Strict,
             horizon,
             shown,
@@ -649,9 +659,11 @@ impl Runtime {
             .flat_map(|rule| rule.atoms().filter_map(|(_, atom)| atom.tick))
             .max()
             .unwrap_or(0);
+        // A delayed message changes what arrives up to its arrival tick.
         let first = last_given
             .max(last_crash)
             .max(last_drop.saturating_add(1))
+            .max(config.last_delayed_arrival())
             .max(last_pinned.saturating_add(1))
             .max(1);
         let mut tick = first;
@@ -737,6 +749,20 @@ fn down_rows(config: &RunConfig, interner: &Interner, horizon: u64) -> Vec<(Row,
             interner
                 .string(node)
                 .map(|id| (Row::from_vals(&[Val::Str(id)]), (*tick).max(1)))
+        })
+        .collect()
+}
+
+/// Delays: `[from, to]`, the send tick and the ticks late (never `from == to`, never 0).
+fn delay_rows(config: &RunConfig, interner: &Interner, horizon: u64) -> Vec<(Row, u64, u64)> {
+    config
+        .delays
+        .iter()
+        .filter(|((from, to, tick), by)| from != to && **by > 0 && (1..=horizon).contains(tick))
+        .filter_map(|((from, to, tick), by)| {
+            let from = interner.string(from)?;
+            let to = interner.string(to)?;
+            Some((Row::from_vals(&[Val::Str(from), Val::Str(to)]), *tick, *by))
         })
         .collect()
 }

@@ -87,6 +87,9 @@ pub(crate) struct RunPlan {
     pub down: Vec<(Row, u64)>,
     /// Omissions: `[from, to]` and the send tick (never `from == to`).
     pub drops: Vec<(Row, u64)>,
+    /// Delays: `[from, to]`, the send tick and how many ticks late (never `from == to`,
+    /// never 0).
+    pub delays: Vec<(Row, u64, u64)>,
     pub strict: bool,
     /// The last tick computed: `eot`, or `max_ticks + 1` (quiescence at `max_ticks` needs the
     /// base of the tick after it).
@@ -389,6 +392,21 @@ pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<Ref
         }
         raw_input(scope, updates)
     });
+    // `(from, to) -> [ticks late]` at exactly the ticks of scheduled delays.
+    let delaying = (!plan.delays.is_empty()).then(|| {
+        let mut updates = Vec::new();
+        for (row, tick, by) in share(&plan.delays, index, peers) {
+            let by = Val::Int(i64::try_from(by).unwrap_or(i64::MAX));
+            let entry: Row = row.iter().chain(std::iter::once(by)).collect();
+            updates.push((entry.clone(), tick, 1));
+            updates.push((entry, tick + 1, -1));
+        }
+        raw_input(scope, updates).map(|entry| {
+            let route: Row = entry.iter().take(entry.len().saturating_sub(1)).collect();
+            let by: Row = entry.iter().skip(entry.len().saturating_sub(1)).collect();
+            (route, by)
+        })
+    });
     if plan.strict {
         env.down = down.clone();
     }
@@ -469,7 +487,14 @@ pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<Ref
                 deleted[target].push(heads);
             }
             RuleKind::Async => {
-                let messages = messages(&mut env, index, rule, down.clone(), dropped.clone());
+                let messages = messages(
+                    &mut env,
+                    index,
+                    rule,
+                    down.clone(),
+                    dropped.clone(),
+                    delaying.clone(),
+                );
                 carried[target].push(messages);
             }
         }
@@ -614,15 +639,17 @@ pub(crate) fn build<'s>(scope: Scope<'s, u64>, plan: &RunPlan, gathered: &Rc<Ref
         );
 }
 
-/// The messages an `@async` rule sends that arrive, as facts at their destination: lost
-/// when the sender is down at the send tick, or when an omission from the sender to the
-/// destination is scheduled at the send tick.
+/// The messages an `@async` rule sends that arrive, as facts at their destination at the
+/// tick before they arrive (the feedback adds one tick): lost when the sender is down at the
+/// send tick, or when an omission from the sender to the destination is scheduled at the send
+/// tick; later by its delay when one is scheduled for the channel at the send tick.
 fn messages<'s>(
     env: &mut Env<'s, u64>,
     index: usize,
     rule: &RulePlan,
     down: Option<Coll<'s, u64>>,
     dropped: Option<Coll<'s, u64>>,
+    delaying: Option<VecCollection<'s, u64, (Row, Row), isize>>,
 ) -> Coll<'s, u64> {
     let bindings = env.traced_bindings(index, rule);
     let head = rule.head.clone();
@@ -644,7 +671,29 @@ fn messages<'s>(
     if let Some(dropped) = dropped {
         delivered = delivered.antijoin(dropped);
     }
-    delivered.map(|(_, fact)| fact)
+    let Some(delaying) = delaying else {
+        return delivered.map(|(_, fact)| fact);
+    };
+    // The messages of a delayed channel at its delay's send tick (they hold there only, as
+    // the delay does), moved that many ticks later; the others as they are.
+    let late = delivered
+        .clone()
+        .join_map(delaying.clone(), |_route, fact, by| {
+            (fact.clone(), by.clone())
+        })
+        .inner
+        .map(|((fact, by), time, diff)| {
+            let by = match by.get(0) {
+                Some(Val::Int(by)) => u64::try_from(by).unwrap_or(0),
+                _ => 0,
+            };
+            (fact, time.saturating_add(by), diff)
+        })
+        .as_collection();
+    let on_time = delivered
+        .antijoin(delaying.map(|(route, _)| route).distinct())
+        .map(|(_, fact)| fact);
+    on_time.concat(late)
 }
 
 /// Builds the contents of one component's relations into `env`.

@@ -13,7 +13,8 @@
 //!   bindings at t, grouped by the head's other columns: one aggregate derivation per group;
 //! - an `@next` rule's binding at t: a carry of its head into t + 1;
 //! - an `@async` rule's binding at t: a message from the binding's location, logged with the
-//!   fate [`RunConfig::fate`] gives it, and a message derivation at t + 1 when delivered;
+//!   fate [`RunConfig::fate`] gives it, and a message derivation at t + 1 (plus its scheduled
+//!   delay) when delivered;
 //! - a `table` fact held at t − 1 and not retracted there (by a `delete` rule's binding): a
 //!   persisted derivation; given facts and `crash` facts: theirs.
 //!
@@ -121,6 +122,7 @@ pub(crate) fn assemble(inputs: &TraceInputs<'_>, contents: Updates, bindings: Up
                 continue;
             };
             let fate = inputs.config.fate(&sender, &dest, send_tick);
+            let delay = inputs.config.delay(&sender, &dest, send_tick);
             messages.insert(Message {
                 send_tick,
                 sender,
@@ -128,6 +130,7 @@ pub(crate) fn assemble(inputs: &TraceInputs<'_>, contents: Updates, bindings: Up
                 rel: plan.head_rel,
                 tuple: fact,
                 fate,
+                delay,
             });
         }
     }
@@ -268,12 +271,13 @@ pub(crate) fn assemble(inputs: &TraceInputs<'_>, contents: Updates, bindings: Up
                         continue;
                     };
                     if inputs.config.fate(&sender, dest, tick).is_delivered() {
+                        let arrival = tick + 1 + inputs.config.delay(&sender, dest, tick);
                         let derivation = Derivation::Message {
                             sender,
                             send_tick: tick,
                             firing,
                         };
-                        add(&run, tick + 1, plan.head_rel, &head, derivation);
+                        add(&run, arrival, plan.head_rel, &head, derivation);
                     }
                 }
                 RuleKind::Delete => {}

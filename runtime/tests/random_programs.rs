@@ -7,8 +7,8 @@
 //! negates or aggregates only lower ones, so the program stratifies; bodies mix constants,
 //! wildcards, repeated variables, arithmetic, comparisons, pinned atoms and `crash`; `@async`
 //! rules send along a `link` table or to a fixed node. Runs end at an end of time or by
-//! quiescence under a small tick cap, with omissions and crashes in either crash model, on one,
-//! two or four workers.
+//! quiescence under a small tick cap, with omissions, late messages (delays) and crashes in
+//! either crash model, on one, two or four workers.
 //!
 //! A third of the programs are written in Molly's dialect (`.ded`, no declarations), with the
 //! rule shapes Molly's own programs use and typed programs cannot: bodies whose location is a
@@ -198,6 +198,16 @@ fn random(seed: u64) -> Random {
     }
     if rng.chance(50) {
         config.crash_model = CrashModel::Strict;
+    }
+    // Sometimes late messages (`--delay`), which can reorder a channel's messages.
+    if rng.chance(35) {
+        for _ in 0..1 + rng.below(3) {
+            let from = nodes[rng.below(nodes.len())].clone();
+            let to = nodes[rng.below(nodes.len())].clone();
+            let tick = 1 + u64::try_from(rng.below(4)).unwrap_or(0);
+            let by = 1 + u64::try_from(rng.below(3)).unwrap_or(0);
+            config.delays.insert((from, to, tick), by);
+        }
     }
     // Sometimes a fixed node set (`graft verify --nodes`): facts at other values are not nodes.
     if rng.chance(25) {

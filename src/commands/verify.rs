@@ -283,6 +283,7 @@ fn prepare(
         nodes: args.nodes.clone(),
         drops: Vec::new(),
         crashes: Vec::new(),
+        delays: Vec::new(),
         crash_model: CrashModelArg::Molly,
     };
     let Loaded::Ready(loaded) = program::load_and_check(context, &options)? else {

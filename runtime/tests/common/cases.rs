@@ -153,6 +153,37 @@ pub fn schedules(nodes: &[String]) -> BTreeMap<String, RunConfig> {
         config.crashes.insert("zz_extra".to_owned(), 2);
         config.crashes.insert(node(0), 3);
     });
+    // Late messages: the first tick's messages on a channel overtaken by the next tick's;
+    // several channels late by different amounts; a delay past the end of time; a delay into
+    // a receiver's crash (lost in the strict model); a delay on a channel also omitted.
+    add("15-delay-first-second@1by2", &|config| {
+        config.delays.insert((node(0), node(1), 1), 2);
+    });
+    add("16-delays-mixed", &|config| {
+        for (index, other) in nodes.iter().enumerate().skip(1) {
+            config.delays.insert((node(0), other.clone(), 1), 3);
+            config
+                .delays
+                .insert((other.clone(), node(0), 2), 1 + index as u64 % 3);
+        }
+        config.delays.insert((node(1), node(2), 3), 1);
+    });
+    add("17-delay-past-eot", &|config| {
+        config.eot = Some(4);
+        config.delays.insert((node(0), node(1), 2), 5);
+        config.delays.insert((node(1), node(0), 1), 1);
+    });
+    add("18-delay-into-crash-strict", &|config| {
+        config.delays.insert((node(0), node(1), 1), 3);
+        config.crashes.insert(node(1), 3);
+        config.crash_model = CrashModel::Strict;
+    });
+    add("19-delay-drop-and-crash", &|config| {
+        config.delays.insert((node(0), node(2), 1), 2);
+        config.drops.insert((node(0), node(2), 1));
+        config.delays.insert((node(2), node(1), 2), 2);
+        config.crashes.insert(node(2), 3);
+    });
     schedules
 }
 
