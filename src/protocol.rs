@@ -222,6 +222,10 @@ pub struct VerifyConfig {
     pub eff: u64,
     #[serde(default)]
     pub crashes: usize,
+    /// `--max-delay`: messages sent before EFF may also arrive up to this many ticks late
+    /// (0, the default: Molly's synchronous model).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_delay: u64,
     /// The complete node set (`--nodes`); absent: the nodes the facts name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<String>,
@@ -378,4 +382,8 @@ pub fn verify_jobs(root: &Path) -> anyhow::Result<Vec<VerifyJob>> {
         }
     }
     Ok(jobs)
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }

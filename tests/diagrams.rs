@@ -154,9 +154,9 @@ fn failing_configurations() -> Vec<(String, Vec<String>, Vec<String>)> {
                 ),
             ];
             let mut bounds = vec!["--eot".to_owned(), config["eot"].to_string()];
-            for field in ["eff", "crashes"] {
+            for field in ["eff", "crashes", "max_delay"] {
                 if let Some(value) = config.get(field) {
-                    bounds.push(format!("--{field}"));
+                    bounds.push(format!("--{}", field.replace('_', "-")));
                     bounds.push(value.to_string());
                 }
             }
@@ -291,6 +291,7 @@ fn lamport_diagrams_of_every_example_version_have_no_overlapping_labels() {
                 eot: 10,
                 eff: 4,
                 crashes: 2,
+                max_delay: 0,
             },
         )
         .expect("verifier");

@@ -47,7 +47,7 @@ impl ReadmeRun {
     fn has_faults(&self) -> bool {
         self.args
             .iter()
-            .any(|arg| arg == "--drop" || arg == "--crash")
+            .any(|arg| arg == "--drop" || arg == "--crash" || arg == "--delay")
     }
 
     /// The value of `--eot`, which every README run gives.
@@ -77,12 +77,21 @@ impl ReadmeRun {
             .and_then(|stem| stem.to_str())
             .expect("file stem");
         name.push_str(&format!("__{stem}__eot{}", self.eot()));
+        // A buggy variant's runs are named apart from the correct program's.
+        if let Some(program) = self.args.get(1).filter(|arg| arg.contains("/buggy/")) {
+            let variant = Path::new(program)
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .expect("file stem");
+            name.push_str(&format!("__{variant}"));
+        }
         let mut arguments = self.args.iter();
         while let Some(arg) = arguments.next() {
             let label = match arg.as_str() {
                 "--drop" => "drop",
                 "--crash" => "crash",
                 "--crash-model" => "model",
+                "--delay" => "delay",
                 _ => continue,
             };
             let value = arguments.next().expect("option value");

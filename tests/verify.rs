@@ -684,3 +684,67 @@ fn check_three_pc_replay(corpus: &Path) {
     }
     assert!(!reference.contains(r#"post("decide", "hello")@8;"#));
 }
+
+#[test]
+fn late_messages_find_what_omissions_and_crashes_cannot() {
+    let buggy = "examples/register/buggy/register-arrival-order.graft";
+    let workload = "examples/register/workload.facts";
+    let bounds = ["--eot", "6", "--eff", "4", "--crashes", "1"];
+    // Molly's synchronous model: certified.
+    let output = verify(buggy, "register", workload, &bounds);
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        text.contains("certified (ldfi strategy, 30 executions)"),
+        "{text}"
+    );
+    // With late messages: the older write overtakes the newer one.
+    let out = scratch("late");
+    let out_text = out.to_string_lossy().into_owned();
+    let mut late = bounds.to_vec();
+    late.extend(["--max-delay", "2", "--out", &out_text]);
+    let output = verify(buggy, "register", workload, &late);
+    assert_eq!(exit_code(&output), 1, "{}", transcript(&output));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(text.contains("max delay 2"), "{text}");
+    assert!(
+        text.contains("counterexample 1 (execution 11): delay w->r1@2+2"),
+        "{text}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("report"))
+            .expect("JSON");
+    assert_eq!(report["bounds"]["max_delay"], 2);
+    assert_eq!(
+        report["counterexamples"][0]["delays"],
+        serde_json::json!([{"from": "w", "to": "r1", "tick": 2, "by": 2}])
+    );
+    // The late message is drawn from its send tick to its arrival, three rows down.
+    let spacetime =
+        std::fs::read_to_string(out.join("counterexample-1-spacetime.svg")).expect("svg");
+    assert!(spacetime.contains("set (+2 late)"), "{spacetime}");
+    assert!(spacetime.contains("2 ticks late: arrives at tick 5"));
+    let _ = std::fs::remove_dir_all(&out);
+    // The correct register is certified under the same bounds.
+    let mut certified = bounds.to_vec();
+    certified.extend(["--max-delay", "2"]);
+    let output = verify(
+        "examples/register/register.graft",
+        "register",
+        workload,
+        &certified,
+    );
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    // Without --max-delay, JSON reports keep their old shape: no `max_delay`, no `delays`.
+    let output = verify(
+        buggy,
+        "register",
+        workload,
+        &["--eot", "6", "--eff", "4", "--format", "json"],
+    );
+    let json = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        !json.contains("max_delay") && !json.contains("delays"),
+        "{json}"
+    );
+}

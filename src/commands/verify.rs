@@ -56,6 +56,11 @@ pub struct VerifyArgs {
     /// The most nodes that may crash.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub crashes: usize,
+    /// Late messages: messages sent before EFF may also arrive up to D ticks late, so that
+    /// they can be overtaken (0, the default: Molly's synchronous model, a message arrives at
+    /// the next tick or never).
+    #[arg(long, value_name = "D", default_value_t = 0)]
+    pub max_delay: u64,
     /// The nodes (comma-separated): only they crash, lose messages and observe crashes, as
     /// with Molly's `-N`. Without it, the locations and nodes named by facts. With --refines or
     /// --explain-diff (two versions, two node sets) these are added to those named by facts.
@@ -131,6 +136,7 @@ impl VerifyArgs {
             eot: None,
             eff: 0,
             crashes: 0,
+            max_delay: 0,
             nodes: Vec::new(),
             strategy: Strategy::Ldfi,
             runs: None,
@@ -175,6 +181,7 @@ impl VerifyArgs {
             eot: Some(job.config.eot),
             eff: job.config.eff,
             crashes: job.config.crashes,
+            max_delay: job.config.max_delay,
             nodes: job.config.nodes.clone(),
             strategy: Strategy::Ldfi,
             runs: None,
@@ -296,6 +303,7 @@ fn prepare(
         eot: args.end_of_time(),
         eff: args.eff,
         crashes: args.crashes,
+        max_delay: args.max_delay,
     };
     let extra_nodes: BTreeSet<String> = args
         .nodes
@@ -405,14 +413,32 @@ fn entry_key(args: &VerifyArgs, bounds: &Bounds, nodes: &[String]) -> anyhow::Re
         )
         .bytes(),
     );
+    // Only under delays, so that the keys of earlier caches stay valid.
+    bytes.extend(
+        (if bounds.max_delay > 0 {
+            format!("/delay{}", bounds.max_delay)
+        } else {
+            String::new()
+        })
+        .bytes(),
+    );
     Ok(content_hash(&bytes))
 }
 
 /// The progress line's detail for one search.
 fn progress_detail(progress: &Progress, bounds: &Bounds) -> String {
     format!(
-        "{} queued, {} counterexample(s); EOT {}, EFF {}, crashes {}",
-        progress.queued, progress.counterexamples, bounds.eot, bounds.eff, bounds.crashes
+        "{} queued, {} counterexample(s); EOT {}, EFF {}, crashes {}{}",
+        progress.queued,
+        progress.counterexamples,
+        bounds.eot,
+        bounds.eff,
+        bounds.crashes,
+        if bounds.max_delay > 0 {
+            format!(", max delay {}", bounds.max_delay)
+        } else {
+            String::new()
+        }
     )
 }
 
@@ -471,6 +497,7 @@ pub fn run(context: &Context, args: &VerifyArgs) -> anyhow::Result<Outcome> {
         eot,
         eff: args.eff,
         crashes: args.crashes,
+        max_delay: args.max_delay,
     };
     let verified = verify_files(context, args, &mut |event| {
         progress.update(event.executions, &progress_detail(&event, &bounds));
@@ -1063,22 +1090,7 @@ fn first_counterexample(report: &Report) -> String {
     let Some(found) = report.counterexamples.first() else {
         return String::new();
     };
-    let mut faults: Vec<String> = found
-        .drops
-        .iter()
-        .map(|drop| format!("drop {}->{}@{}", drop.from, drop.to, drop.tick))
-        .collect();
-    faults.extend(
-        found
-            .crashes
-            .iter()
-            .map(|crash| format!("crash {}@{}", crash.node, crash.tick)),
-    );
-    let faults = if faults.is_empty() {
-        "no faults".to_owned()
-    } else {
-        faults.join(", ")
-    };
+    let faults = found.faults_text();
     let violations: Vec<String> = found
         .violations
         .iter()
@@ -1099,6 +1111,9 @@ fn verify_job(
         "EOT {}, EFF {}, crashes {}",
         config.eot, config.eff, config.crashes
     );
+    if config.max_delay > 0 {
+        bounds.push_str(&format!(", max delay {}", config.max_delay));
+    }
     if config.symmetry {
         bounds.push_str(", symmetry");
     }
@@ -1118,6 +1133,9 @@ fn verify_job(
         "symmetry": config.symmetry,
         "expect": expect,
     });
+    if config.max_delay > 0 {
+        json["bounds"]["max_delay"] = serde_json::json!(config.max_delay);
+    }
     let done = |status: JobStatus, what: String, details: String, mut json: serde_json::Value| {
         let word = match status {
             JobStatus::Passed => "ok  ",

@@ -19,7 +19,17 @@ struct Case {
 }
 
 const fn bounds(eot: u64, eff: u64, crashes: usize) -> Bounds {
-    Bounds { eot, eff, crashes }
+    late(eot, eff, crashes, 0)
+}
+
+/// Bounds with late messages (`--max-delay`).
+const fn late(eot: u64, eff: u64, crashes: usize, max_delay: u64) -> Bounds {
+    Bounds {
+        eot,
+        eff,
+        crashes,
+        max_delay,
+    }
 }
 
 const BUGGY: &[Case] = &[
@@ -53,9 +63,27 @@ const BUGGY: &[Case] = &[
         facts: &["examples/kvs/topology.facts", "examples/kvs/workload.facts"],
         bounds: bounds(7, 3, 0),
     },
+    Case {
+        name: "register, arrival order",
+        files: &["examples/register/buggy/register-arrival-order.graft"],
+        facts: &[
+            "examples/register/topology.facts",
+            "examples/register/workload.facts",
+        ],
+        bounds: late(6, 4, 1, 2),
+    },
 ];
 
 const CORRECT: &[Case] = &[
+    Case {
+        name: "register, late messages",
+        files: &["examples/register/register.graft"],
+        facts: &[
+            "examples/register/topology.facts",
+            "examples/register/workload.facts",
+        ],
+        bounds: late(6, 4, 1, 2),
+    },
     Case {
         name: "retry broadcast",
         files: &["examples/broadcast-retry/broadcast-retry.graft"],

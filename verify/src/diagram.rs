@@ -183,6 +183,8 @@ struct ArrowGroup {
     tick: u64,
     sender: String,
     fate: Fate,
+    /// Ticks late (0: on time); a late arrow ends at its arrival tick, slanted and longer.
+    delay: u64,
     relations: Vec<String>,
     dests: Vec<String>,
 }
@@ -207,34 +209,41 @@ pub fn spacetime_svg(program: &ir::Program, run: &Run, faults: &FaultSet, title:
         .map(|(index, node)| (node.as_str(), LEFT + COLUMN * index as f64))
         .collect();
     // Messages grouped by (tick, sender, fate, relations): one label per group.
-    let mut by_arrow: BTreeMap<(u64, String, Fate, String), BTreeSet<String>> = BTreeMap::new();
+    type ArrowKey = (u64, String, Fate, u64);
+    let mut by_arrow: BTreeMap<(ArrowKey, String), BTreeSet<String>> = BTreeMap::new();
     for message in &run.messages {
         by_arrow
             .entry((
-                message.send_tick,
-                node_name(&message.sender),
-                message.fate,
+                (
+                    message.send_tick,
+                    node_name(&message.sender),
+                    message.fate,
+                    message.delay,
+                ),
                 node_name(&message.dest),
             ))
             .or_default()
             .insert(program.relation(message.rel).name.clone());
     }
-    let mut grouped: BTreeMap<(u64, String, Fate, Vec<String>), Vec<String>> = BTreeMap::new();
-    for ((tick, sender, fate, dest), relations) in by_arrow {
+    let mut grouped: BTreeMap<(ArrowKey, Vec<String>), Vec<String>> = BTreeMap::new();
+    for ((key, dest), relations) in by_arrow {
         grouped
-            .entry((tick, sender, fate, relations.into_iter().collect()))
+            .entry((key, relations.into_iter().collect()))
             .or_default()
             .push(dest);
     }
     let groups: Vec<ArrowGroup> = grouped
         .into_iter()
-        .map(|((tick, sender, fate, relations), dests)| ArrowGroup {
-            tick,
-            sender,
-            fate,
-            relations,
-            dests,
-        })
+        .map(
+            |(((tick, sender, fate, delay), relations), dests)| ArrowGroup {
+                tick,
+                sender,
+                fate,
+                delay,
+                relations,
+                dests,
+            },
+        )
         .collect();
     let repeated: Vec<bool> = groups
         .iter()
@@ -244,6 +253,7 @@ pub fn spacetime_svg(program: &ir::Program, run: &Run, faults: &FaultSet, title:
                     earlier.tick + 1 == group.tick
                         && earlier.sender == group.sender
                         && earlier.fate == group.fate
+                        && earlier.delay == group.delay
                         && earlier.relations == group.relations
                         && earlier.dests == group.dests
                 })
@@ -376,7 +386,8 @@ fn spacetime_layout(
         let Some(&x1) = column.get(group.sender.as_str()) else {
             continue;
         };
-        let (y1, y2) = (y(group.tick), y(group.tick + 1));
+        // A late message ends at its arrival (at most at the row after EOT).
+        let (y1, y2) = (y(group.tick), y((group.tick + 1 + group.delay).min(last)));
         let (style, colour) = fate_style(group.fate);
         let relations = group.relations.join(", ");
         // Destinations nearest the sender first: their arrows are the steepest, so labels
@@ -390,11 +401,23 @@ fn spacetime_layout(
         let mut candidates = Vec::new();
         for (_, dest) in &dests {
             let x2 = column[dest.as_str()];
-            let tooltip = format!(
-                "{relations}: {} -> {dest}, sent at tick {} ({})",
-                group.sender,
-                group.tick,
+            let late = if group.delay > 0 {
+                format!(
+                    ", {} ticks late: arrives at tick {}",
+                    group.delay,
+                    group.tick + 1 + group.delay
+                )
+            } else {
+                String::new()
+            };
+            let words = if group.delay > 0 && group.fate == Fate::Delivered {
+                "delivered late"
+            } else {
                 fate_words(group.fate)
+            };
+            let tooltip = format!(
+                "{relations}: {} -> {dest}, sent at tick {} ({words}{late})",
+                group.sender, group.tick,
             );
             if **dest == group.sender {
                 let _ = writeln!(
@@ -425,11 +448,14 @@ fn spacetime_layout(
         if *repeated {
             continue;
         }
-        let label = if group.dests.len() > 1 {
+        let mut label = if group.dests.len() > 1 {
             format!("{relations} ×{}", group.dests.len())
         } else {
             relations.clone()
         };
+        if group.delay > 0 {
+            label.push_str(&format!(" (+{} late)", group.delay));
+        }
         let mut placed = false;
         for anchor in [Anchor::Middle, Anchor::Start] {
             let points: Vec<(f64, f64)> = candidates
@@ -473,6 +499,12 @@ fn spacetime_layout(
         entries.push((
             None,
             "CRASHED @t: the node crashed at tick t (it sends nothing from then on)".to_string(),
+        ));
+    }
+    if groups.iter().any(|group| group.delay > 0) {
+        entries.push((
+            None,
+            "rel (+d late): a late message, drawn to the tick it arrives at, d ticks after the next tick (later messages may overtake it)".to_string(),
         ));
     }
     entries.push((

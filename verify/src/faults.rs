@@ -1,5 +1,5 @@
-//! Fault schedules: message omissions and crashes, the bounds they live under, and the size of
-//! the fault space by Molly's formula.
+//! Fault schedules: message omissions, crashes and late messages, the bounds they live under,
+//! and the size of the fault space by Molly's formula.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -7,12 +7,31 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// Molly's failure specification: ticks `1..=eot`, omissions only of messages sent before
-/// `eff`, at most `crashes` crashed nodes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// `eff`, at most `crashes` crashed nodes; beyond Molly, messages sent before `eff` may also
+/// arrive up to `max_delay` ticks late (0, the default, is Molly's synchronous model).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Bounds {
     pub eot: u64,
     pub eff: u64,
     pub crashes: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_delay: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// One late channel: every message from `from` to `to` sent at `tick` arrives `by` ticks late
+/// (at `tick + 1 + by`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Delay {
+    pub from: String,
+    pub to: String,
+    pub tick: u64,
+    pub by: u64,
 }
 
 /// One lost message: every message from `from` to `to` sent at `tick`.
@@ -35,34 +54,72 @@ pub struct Crash {
 pub struct FaultSet {
     pub drops: BTreeSet<Drop>,
     pub crashes: BTreeMap<String, u64>,
+    /// Late messages (only under `--max-delay`); at most one delay per channel and send tick
+    /// in a schedule that is [`FaultSet::within`] its bounds.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub delays: BTreeSet<Delay>,
 }
 
 impl FaultSet {
-    /// The number of faults (omissions plus crashes); candidates are explored smallest first.
+    /// The number of faults (omissions, crashes and delays); candidates are explored smallest
+    /// first.
     pub fn size(&self) -> usize {
-        self.drops.len() + self.crashes.len()
+        self.drops.len() + self.crashes.len() + self.delays.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.size() == 0
     }
 
-    /// Drops omissions made redundant by a crash of their sender at or before their tick, and
-    /// omissions a node "sends" to itself (those are never lost by omission).
+    /// Drops omissions and delays made redundant by a crash of their sender at or before their
+    /// tick, omissions and delays of a node's messages to itself (never lost or late), and
+    /// delays of channels omitted at the same tick (the omission wins).
     pub fn normalise(&mut self) {
         let crashes = &self.crashes;
-        self.drops.retain(|drop| {
-            drop.from != drop.to
-                && crashes
-                    .get(&drop.from)
-                    .is_none_or(|crash| *crash > drop.tick)
+        let alive = |from: &String, tick: u64| crashes.get(from).is_none_or(|crash| *crash > tick);
+        self.drops
+            .retain(|drop| drop.from != drop.to && alive(&drop.from, drop.tick));
+        let drops = &self.drops;
+        self.delays.retain(|delay| {
+            delay.from != delay.to
+                && delay.by > 0
+                && alive(&delay.from, delay.tick)
+                && !drops.contains(&Drop {
+                    from: delay.from.clone(),
+                    to: delay.to.clone(),
+                    tick: delay.tick,
+                })
         });
     }
 
-    /// Whether the schedule respects the bounds: omissions sent at ticks `1..eff`, crash ticks
-    /// in `1..=eot`, at most `bounds.crashes` crashed nodes.
+    /// The delays as the run configuration takes them, by channel and send tick.
+    pub fn delay_map(&self) -> BTreeMap<(String, String, u64), u64> {
+        self.delays
+            .iter()
+            .map(|delay| ((delay.from.clone(), delay.to.clone(), delay.tick), delay.by))
+            .collect()
+    }
+
+    /// Whether two delays name the same channel and send tick (no run has both).
+    fn delays_conflict(&self) -> bool {
+        self.delays
+            .iter()
+            .zip(self.delays.iter().skip(1))
+            .any(|(a, b)| a.from == b.from && a.to == b.to && a.tick == b.tick)
+    }
+
+    /// Whether the schedule respects the bounds: omissions and delays of messages sent at ticks
+    /// `1..eff`, delays of `1..=max_delay` ticks and at most one per channel and send tick,
+    /// crash ticks in `1..=eot`, at most `bounds.crashes` crashed nodes.
     pub fn within(&self, bounds: &Bounds) -> bool {
-        self.crashes.len() <= bounds.crashes
+        !self.delays_conflict()
+            && self.delays.iter().all(|delay| {
+                delay.tick >= 1
+                    && delay.tick < bounds.eff
+                    && delay.by >= 1
+                    && delay.by <= bounds.max_delay
+            })
+            && self.crashes.len() <= bounds.crashes
             && self
                 .drops
                 .iter()
@@ -87,6 +144,7 @@ impl FaultSet {
     /// Whether `self` contains every fault of `other`.
     pub fn contains(&self, other: &FaultSet) -> bool {
         other.drops.is_subset(&self.drops)
+            && other.delays.is_subset(&self.delays)
             && other
                 .crashes
                 .iter()
@@ -94,7 +152,7 @@ impl FaultSet {
     }
 }
 
-/// `drop a->b@1, crash c@2`, or `no faults`.
+/// `drop a->b@1, crash c@2, delay a->c@1+2`, or `no faults`.
 impl fmt::Display for FaultSet {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
@@ -110,6 +168,12 @@ impl fmt::Display for FaultSet {
                 .iter()
                 .map(|(node, tick)| format!("crash {node}@{tick}")),
         );
+        parts.extend(self.delays.iter().map(|delay| {
+            format!(
+                "delay {}->{}@{}+{}",
+                delay.from, delay.to, delay.tick, delay.by
+            )
+        }));
         formatter.write_str(&parts.join(", "))
     }
 }
@@ -244,14 +308,15 @@ fn binomial(n: u64, k: u64) -> BigCount {
 /// The number of fault schedules under `bounds` with `nodes` nodes, by Molly's formula
 /// (`FailureSpec.grossEstimate`): with s = 2^(n−1) outgoing-channel loss patterns per node per
 /// round and c = min(crashes, n),
-/// `C(n, c) · (s^EFF)^(n−c) · (Σ_{t=1..EOT+1} s^min(EFF, t−1))^c`.
+/// `C(n, c) · (s^EFF)^(n−c) · (Σ_{t=1..EOT+1} s^min(EFF, t−1))^c`. Under `--max-delay D` a
+/// channel's messages of a tick are on time, lost or late by 1..=D: s = (2 + D)^(n−1).
 pub fn fault_space(nodes: usize, bounds: &Bounds) -> BigCount {
     let n = nodes as u64;
     if n == 0 {
         return BigCount::one();
     }
     let c = (bounds.crashes as u64).min(n);
-    let s = BigCount::from_u64(2).pow(n - 1);
+    let s = BigCount::from_u64(2_u64.saturating_add(bounds.max_delay)).pow(n - 1);
     let mut sum = BigCount::zero();
     for t in 1..=bounds.eot + 1 {
         sum = sum.add(&s.pow(bounds.eff.min(t - 1)));
@@ -266,7 +331,16 @@ mod tests {
     use super::*;
 
     fn space(nodes: usize, eot: u64, eff: u64, crashes: usize) -> String {
-        fault_space(nodes, &Bounds { eot, eff, crashes }).to_string()
+        fault_space(
+            nodes,
+            &Bounds {
+                eot,
+                eff,
+                crashes,
+                max_delay: 0,
+            },
+        )
+        .to_string()
     }
 
     #[test]
@@ -282,6 +356,15 @@ mod tests {
         assert_eq!(space(4, 5, 0, 1), "24");
         // n = 2, s = 2, EOT = 2, EFF = 1, c = 2: C(2,2) · 1 · (1 + 2 + 2)^2 = 25.
         assert_eq!(space(2, 2, 1, 2), "25");
+        // Late messages: n = 3, D = 2, s = 4^2 = 16 per node per round; EOT = 3, EFF = 2,
+        // c = 0: (16^2)^3 = 16777216.
+        let late = Bounds {
+            eot: 3,
+            eff: 2,
+            crashes: 0,
+            max_delay: 2,
+        };
+        assert_eq!(fault_space(3, &late).to_string(), "16777216");
     }
 
     #[test]
@@ -294,7 +377,8 @@ mod tests {
                 &Bounds {
                     eot: 12,
                     eff: 10,
-                    crashes: 0
+                    crashes: 0,
+                    max_delay: 0,
                 }
             ),
             expected

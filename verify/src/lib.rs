@@ -32,7 +32,7 @@ use graft_compiler::ir::{self, Value};
 use graft_eval::{CrashModel, EvalError, Evaluator, Run, RunConfig};
 use graft_runtime::{Runtime, RuntimeError};
 
-pub use faults::{BigCount, Bounds, Crash, Drop, FaultSet, fault_space};
+pub use faults::{BigCount, Bounds, Crash, Delay, Drop, FaultSet, fault_space};
 pub use search::{Counterexample, Progress, RunRecord, Search, SearchOptions, Status, Verdict};
 pub use spec::{Spec, Violation, ViolationKind};
 
@@ -291,6 +291,7 @@ impl Verifier {
                 .clone()
                 .into_iter()
                 .collect::<BTreeMap<_, _>>(),
+            delays: faults.delay_map(),
             crash_model: CrashModel::Molly,
             provenance: true,
             ..RunConfig::with_eot(self.bounds.eot)
@@ -313,6 +314,8 @@ impl Verifier {
     /// faults concern messages that were never sent.
     pub fn effective(&self, faults: &FaultSet, run: &Run) -> FaultSet {
         let mut omitted: BTreeSet<(String, String, u64)> = BTreeSet::new();
+        // (sender, destination, send tick, ticks late) of every late message that arrived.
+        let mut late: BTreeSet<(String, String, u64, u64)> = BTreeSet::new();
         // (sender, tick) of every message lost to a crashed sender.
         let mut lost_sends: BTreeSet<(String, u64)> = BTreeSet::new();
         for message in &run.messages {
@@ -324,7 +327,16 @@ impl Verifier {
                 graft_eval::Fate::SenderCrashed => {
                     lost_sends.insert((sender, message.send_tick));
                 }
-                graft_eval::Fate::Delivered | graft_eval::Fate::ReceiverCrashed => {}
+                graft_eval::Fate::Delivered | graft_eval::Fate::ReceiverCrashed => {
+                    if message.delay > 0 {
+                        late.insert((
+                            sender,
+                            lineage::node_name(&message.dest),
+                            message.send_tick,
+                            message.delay,
+                        ));
+                    }
+                }
             }
         }
         let mut kept = FaultSet {
@@ -335,6 +347,14 @@ impl Verifier {
                 .cloned()
                 .collect(),
             crashes: BTreeMap::new(),
+            delays: faults
+                .delays
+                .iter()
+                .filter(|delay| {
+                    late.contains(&(delay.from.clone(), delay.to.clone(), delay.tick, delay.by))
+                })
+                .cloned()
+                .collect(),
         };
         for (node, tick) in &faults.crashes {
             if self.growth.crash_tick_read {

@@ -48,13 +48,27 @@ use graft_compiler::ir::{self, RelId, RuleKind, Term, Value};
 use crate::matcher::{self, Slots};
 use graft_eval::{Absent, Derivation, FactRef, Run};
 
-use crate::faults::{Bounds, Drop, FaultSet};
+use crate::faults::{Bounds, Delay, Drop, FaultSet};
 
 /// A fault variable.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FaultAtom {
-    Omission { from: String, to: String, tick: u64 },
-    Crash { node: String, tick: u64 },
+    Omission {
+        from: String,
+        to: String,
+        tick: u64,
+    },
+    Crash {
+        node: String,
+        tick: u64,
+    },
+    /// The messages from `from` to `to` sent at `tick` arrive `by` ticks late.
+    Delay {
+        from: String,
+        to: String,
+        tick: u64,
+        by: u64,
+    },
 }
 
 /// Fault variables interned to small ids, stable for one verification.
@@ -95,6 +109,14 @@ impl AtomTable {
                     let entry = faults.crashes.entry(node.clone()).or_insert(*tick);
                     *entry = (*entry).min(*tick);
                 }
+                Some(FaultAtom::Delay { from, to, tick, by }) => {
+                    faults.delays.insert(Delay {
+                        from: from.clone(),
+                        to: to.clone(),
+                        tick: *tick,
+                        by: *by,
+                    });
+                }
                 None => {}
             }
         }
@@ -115,6 +137,12 @@ pub struct Growth {
     sources: Vec<BTreeSet<RelId>>,
     /// Per relation: whether `crash` reaches it by any path.
     from_crash: Vec<bool>,
+    /// Per relation q: the relations r with any path from r to q (r itself included). A late
+    /// message of r can add q facts at the ticks it now arrives at.
+    reached_from: Vec<BTreeSet<RelId>>,
+    /// Per relation: whether a relation derived by an `@async` rule reaches it, so that a
+    /// late message can add facts to it.
+    from_async: Vec<bool>,
     crash: Option<RelId>,
     /// Per relation: whether a `delete` rule retracts its facts.
     deleted: Vec<bool>,
@@ -173,6 +201,26 @@ impl Growth {
             Some(crash) => reach_any[crash.index()].clone(),
             None => vec![false; count],
         };
+        let mut reached_from = vec![BTreeSet::new(); count];
+        for (start, reach) in reach_any.iter().enumerate() {
+            for (rel, reached) in reach.iter().enumerate() {
+                if *reached || rel == start {
+                    reached_from[rel].insert(RelId::from_index(start));
+                }
+            }
+        }
+        let mut from_async = vec![false; count];
+        for rule in program
+            .rules
+            .iter()
+            .filter(|rule| rule.kind == RuleKind::Async)
+        {
+            let head = rule.head.rel.index();
+            from_async[head] = true;
+            for (rel, reached) in reach_any[head].iter().enumerate() {
+                from_async[rel] |= *reached;
+            }
+        }
         let mut deleted = vec![false; count];
         for rule in &program.rules {
             if rule.kind == RuleKind::Delete
@@ -243,6 +291,8 @@ impl Growth {
         Growth {
             sources,
             from_crash,
+            reached_from,
+            from_async,
             crash,
             deleted,
             sender_column,
@@ -714,9 +764,8 @@ impl<'a> Lineage<'a> {
         let Some(tuple) = self.run.fact(fact) else {
             return false;
         };
-        let only_messages = self
-            .run
-            .derivations(fact)
+        let derivations = self.run.derivations(fact);
+        let only_messages = derivations
             .iter()
             .all(|derivation| matches!(derivation, Derivation::Message { .. }));
         let (Some(sender), Some(dest)) = (tuple.get(column), tuple.first()) else {
@@ -725,9 +774,22 @@ impl<'a> Lineage<'a> {
         if !only_messages || fact.tick < 2 {
             return false;
         }
-        let (sender, dest, sent) = (node_name(sender), node_name(dest), fact.tick - 1);
+        // One send tick (messages sent at different ticks may arrive together when some are
+        // late: losing one of them does not surely lose the fact).
+        let mut sends = derivations
+            .iter()
+            .filter_map(|derivation| match derivation {
+                Derivation::Message { send_tick, .. } => Some(*send_tick),
+                _ => None,
+            });
+        let sent = sends.next().unwrap_or(fact.tick - 1);
+        if sends.any(|other| other != sent) {
+            return false;
+        }
+        let (sender, dest) = (node_name(sender), node_name(dest));
         solution.iter().any(|id| match self.atoms.get(*id) {
-            Some(FaultAtom::Omission { from, to, tick }) => {
+            Some(FaultAtom::Omission { from, to, tick })
+            | Some(FaultAtom::Delay { from, to, tick, .. }) => {
                 *from == sender && *to == dest && *tick == sent
             }
             Some(FaultAtom::Crash { node, tick }) => *node == sender && *tick <= sent,
@@ -745,15 +807,34 @@ impl<'a> Lineage<'a> {
     /// Atom id facts: (is crash, node, tick).
     fn describe(&self, id: u32) -> Option<(bool, &str, u64)> {
         match self.atoms.get(id)? {
-            FaultAtom::Omission { from, tick, .. } => Some((false, from.as_str(), *tick)),
+            FaultAtom::Omission { from, tick, .. } | FaultAtom::Delay { from, tick, .. } => {
+                Some((false, from.as_str(), *tick))
+            }
             FaultAtom::Crash { node, tick } => Some((true, node.as_str(), *tick)),
         }
     }
 
-    /// Normalises a union of atoms; `None` when it exceeds the crash bound.
+    /// Normalises a union of atoms; `None` when it exceeds the crash bound, or when it holds
+    /// two faults of one channel and send tick of which one is a delay (two delays, or a delay
+    /// and an omission: no schedule has both).
     fn normalise(&self, mut set: Vec<u32>) -> Option<Vec<u32>> {
         set.sort_unstable();
         set.dedup();
+        if self.bounds.max_delay > 0 {
+            let mut channels: BTreeMap<(&str, &str, u64), bool> = BTreeMap::new();
+            for id in &set {
+                let (from, to, tick, late) = match self.atoms.get(*id) {
+                    Some(FaultAtom::Omission { from, to, tick }) => (from, to, *tick, false),
+                    Some(FaultAtom::Delay { from, to, tick, .. }) => (from, to, *tick, true),
+                    _ => continue,
+                };
+                if let Some(other_late) = channels.insert((from, to, tick), late)
+                    && (late || other_late)
+                {
+                    return None;
+                }
+            }
+        }
         let mut crash_of: BTreeMap<&str, (u64, u32)> = BTreeMap::new();
         for id in &set {
             if let Some((true, node, tick)) = self.describe(*id) {
@@ -825,9 +906,22 @@ impl<'a> Lineage<'a> {
         {
             solutions.push(vec![self.atoms.intern(FaultAtom::Omission {
                 from: from.clone(),
-                to,
+                to: to.clone(),
                 tick,
             })]);
+            // Late by `by`, the message is not there at its arrival either (only delays that
+            // still arrive by EOT: a later one is an omission within the run).
+            for by in 1..=self.bounds.max_delay {
+                if tick.saturating_add(1).saturating_add(by) > self.bounds.eot {
+                    break;
+                }
+                solutions.push(vec![self.atoms.intern(FaultAtom::Delay {
+                    from: from.clone(),
+                    to: to.clone(),
+                    tick,
+                    by,
+                })]);
+            }
         }
         if self.bounds.crashes > 0 && self.crash_by() && tick >= 1 && tick <= self.bounds.eot {
             // "Crashed at or before `tick`".
@@ -1023,6 +1117,44 @@ impl<'a> Lineage<'a> {
             .get(index)
             .is_some_and(|sources| !sources.is_empty())
             || self.growth.from_crash.get(index).copied().unwrap_or(false)
+            || (self.bounds.max_delay > 0
+                && self.growth.from_async.get(index).copied().unwrap_or(false))
+    }
+
+    /// The delays that make a message of `rel` matching `pattern` arrive at `tick`: a message
+    /// of this run delivered at another tick, sent at most `max_delay` ticks before `tick - 1`
+    /// (and before EFF), made exactly that late.
+    fn appear_late(&mut self, rel: RelId, tick: u64, pattern: &[Cell]) -> Solutions {
+        let mut solutions = Vec::new();
+        if self.bounds.max_delay == 0 || tick < 3 {
+            return solutions;
+        }
+        let run = self.run;
+        for message in &run.messages {
+            let by = (tick - 1).saturating_sub(message.send_tick);
+            if message.rel != rel
+                || by == 0
+                || by > self.bounds.max_delay
+                || message.send_tick >= self.bounds.eff
+                || message.arrival() == tick
+                || !message.fate.is_delivered()
+                || message.sender == message.dest
+                || !admits_all(pattern, &message.tuple)
+            {
+                continue;
+            }
+            let (from, to) = (node_name(&message.sender), node_name(&message.dest));
+            if self.nodes.binary_search(&from).is_err() || self.nodes.binary_search(&to).is_err() {
+                continue;
+            }
+            solutions.push(vec![self.atoms.intern(FaultAtom::Delay {
+                from,
+                to,
+                tick: message.send_tick,
+                by,
+            })]);
+        }
+        solutions
     }
 
     /// Whether a new firing of `rule` under the head's bindings (`slots`, `not`) is possible
@@ -1057,6 +1189,13 @@ impl<'a> Lineage<'a> {
         let mut parts: Vec<Rc<Solutions>> = Vec::new();
         if program.relation(rel).persistence == ir::Persistence::Table && tick > 1 {
             parts.push(self.appear(rel, tick - 1, pattern.to_vec()));
+        }
+        if self.bounds.max_delay > 0
+            && program
+                .rules_deriving(rel)
+                .any(|rule| rule.kind == RuleKind::Async)
+        {
+            parts.push(Rc::new(self.appear_late(rel, tick, pattern)));
         }
         for rule in program.rules_deriving(rel) {
             if rule.kind == RuleKind::Delete {
@@ -1370,6 +1509,38 @@ impl<'a> Lineage<'a> {
                     &message.dest,
                     message.send_tick,
                 ));
+            }
+        }
+        if self.bounds.max_delay > 0 {
+            // Any message of a relation reaching `rel`, made to arrive at or before `tick`.
+            let reached = self
+                .growth
+                .reached_from
+                .get(rel.index())
+                .cloned()
+                .unwrap_or_default();
+            for message in &run.messages {
+                let (from, to) = (node_name(&message.sender), node_name(&message.dest));
+                if !reached.contains(&message.rel)
+                    || !message.fate.is_delivered()
+                    || message.sender == message.dest
+                    || message.send_tick >= self.bounds.eff
+                    || self.nodes.binary_search(&from).is_err()
+                    || self.nodes.binary_search(&to).is_err()
+                {
+                    continue;
+                }
+                for by in 1..=self.bounds.max_delay {
+                    if message.send_tick.saturating_add(1).saturating_add(by) > tick {
+                        break;
+                    }
+                    solutions.push(vec![self.atoms.intern(FaultAtom::Delay {
+                        from: from.clone(),
+                        to: to.clone(),
+                        tick: message.send_tick,
+                        by,
+                    })]);
+                }
             }
         }
         if self

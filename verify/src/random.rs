@@ -1,7 +1,7 @@
 //! The random fault-injection baseline: fault schedules drawn under the same bounds, with a
 //! small seeded generator (SplitMix64), so that runs are reproducible.
 
-use crate::faults::{Drop, FaultSet};
+use crate::faults::{Delay, Drop, FaultSet};
 use crate::search::{Counterexample, Progress, Search, SearchOptions, Verdict, record};
 use crate::{Execution, Verifier, VerifyError};
 
@@ -43,7 +43,9 @@ impl Verifier {
     /// One fault schedule drawn uniformly in the shape of Molly's fault space: `crashes`
     /// distinct nodes each crash at a tick in `1..=EOT+1` (EOT+1: not at all), and every
     /// message channel between distinct nodes loses its messages of each tick before EFF with
-    /// probability 1/2.
+    /// probability 1/2. Under `--max-delay D`, each channel and tick before EFF that is not
+    /// lost then delays its messages with probability 1/2, by 1..=D ticks uniformly (drawn
+    /// after the omissions, so that D = 0 draws exactly the schedules it always drew).
     pub fn draw(&self, rng: &mut SplitMix64) -> FaultSet {
         let mut faults = FaultSet::default();
         let nodes = self.nodes();
@@ -65,6 +67,27 @@ impl Verifier {
                             to: to.clone(),
                             tick,
                         });
+                    }
+                }
+            }
+        }
+        if self.bounds.max_delay > 0 {
+            for tick in 1..self.bounds.eff {
+                for from in nodes {
+                    for to in nodes {
+                        let lost = faults.drops.contains(&Drop {
+                            from: from.clone(),
+                            to: to.clone(),
+                            tick,
+                        });
+                        if from != to && !lost && rng.next_u64() & 1 == 1 {
+                            faults.delays.insert(Delay {
+                                from: from.clone(),
+                                to: to.clone(),
+                                tick,
+                                by: 1 + rng.below(self.bounds.max_delay),
+                            });
+                        }
                     }
                 }
             }

@@ -63,6 +63,18 @@ impl Mapping {
                 mapped.crashes.insert(new, *tick);
             }
         }
+        for delay in &faults.delays {
+            for from in self.new_nodes(&delay.from) {
+                for to in self.new_nodes(&delay.to) {
+                    mapped.delays.insert(crate::faults::Delay {
+                        from: from.clone(),
+                        to,
+                        tick: delay.tick,
+                        by: delay.by,
+                    });
+                }
+            }
+        }
         mapped.normalise();
         mapped
     }

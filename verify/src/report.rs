@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::faults::{Bounds, Crash, Drop};
+use crate::faults::{Bounds, Crash, Delay, Drop};
 use crate::search::{Search, Verdict};
 use crate::spec::{Violation, ViolationKind};
 
@@ -16,7 +16,37 @@ pub struct CounterexampleReport {
     pub execution: u64,
     pub drops: Vec<Drop>,
     pub crashes: Vec<Crash>,
+    /// Late messages (only with `--max-delay`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub delays: Vec<Delay>,
     pub violations: Vec<Violation>,
+}
+
+impl CounterexampleReport {
+    /// Its faults on one line: `drop a->b@1, crash c@2, delay a->c@1+2`, or `no faults`.
+    pub fn faults_text(&self) -> String {
+        let mut faults: Vec<String> = self
+            .drops
+            .iter()
+            .map(|drop| format!("drop {}->{}@{}", drop.from, drop.to, drop.tick))
+            .collect();
+        faults.extend(
+            self.crashes
+                .iter()
+                .map(|crash| format!("crash {}@{}", crash.node, crash.tick)),
+        );
+        faults.extend(self.delays.iter().map(|delay| {
+            format!(
+                "delay {}->{}@{}+{}",
+                delay.from, delay.to, delay.tick, delay.by
+            )
+        }));
+        if faults.is_empty() {
+            "no faults".to_string()
+        } else {
+            faults.join(", ")
+        }
+    }
 }
 
 /// The random strategy over several seeds (`--runs N`).
@@ -77,6 +107,7 @@ impl Report {
                     execution: found.iteration,
                     drops: found.execution.faults.drops.iter().cloned().collect(),
                     crashes: found.execution.faults.crash_list(),
+                    delays: found.execution.faults.delays.iter().cloned().collect(),
                     violations: found.execution.violations.clone(),
                 })
                 .collect(),
@@ -100,9 +131,14 @@ impl Report {
             self.executions,
             if self.executions == 1 { "" } else { "s" }
         );
+        let delay = if self.bounds.max_delay > 0 {
+            format!(", max delay {}", self.bounds.max_delay)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "bounds: EOT {}, EFF {}, crashes {}; nodes: {}; fault space: {} schedules",
+            "bounds: EOT {}, EFF {}, crashes {}{delay}; nodes: {}; fault space: {} schedules",
             self.bounds.eot,
             self.bounds.eff,
             self.bounds.crashes,
@@ -120,22 +156,7 @@ impl Report {
             );
         }
         for (index, found) in self.counterexamples.iter().enumerate() {
-            let mut faults: Vec<String> = found
-                .drops
-                .iter()
-                .map(|drop| format!("drop {}->{}@{}", drop.from, drop.to, drop.tick))
-                .collect();
-            faults.extend(
-                found
-                    .crashes
-                    .iter()
-                    .map(|crash| format!("crash {}@{}", crash.node, crash.tick)),
-            );
-            let faults = if faults.is_empty() {
-                "no faults".to_string()
-            } else {
-                faults.join(", ")
-            };
+            let faults = found.faults_text();
             let _ = writeln!(
                 out,
                 "counterexample {} (execution {}): {faults}",

@@ -8,7 +8,7 @@ use graft_compiler::ir::Value;
 use graft_eval::{FactRef, Run};
 use serde::{Deserialize, Serialize};
 
-use crate::faults::{Crash, Drop, FaultSet};
+use crate::faults::{Crash, Delay, Drop, FaultSet};
 use crate::lineage::{AtomTable, Lineage, Solutions};
 use crate::spec::{Violation, render};
 use crate::{Execution, Verifier, VerifyError};
@@ -42,6 +42,8 @@ pub struct RunRecord {
     pub status: Status,
     pub drops: Vec<Drop>,
     pub crashes: Vec<Crash>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delays: Vec<Delay>,
     pub violations: Vec<Violation>,
     /// The `post` facts at EOT.
     pub post: Vec<String>,
@@ -129,6 +131,7 @@ pub fn record(verifier: &Verifier, iteration: u64, execution: &Execution) -> Run
         },
         drops: execution.faults.drops.iter().cloned().collect(),
         crashes: execution.faults.crash_list(),
+        delays: execution.faults.delays.iter().cloned().collect(),
         violations: execution.violations.clone(),
         post,
         messages_sent: execution.run.messages.len(),
@@ -341,6 +344,7 @@ impl Verifier {
                 for (extra, vacuous) in sets {
                     let mut candidate = base.clone();
                     candidate.drops.extend(extra.drops);
+                    candidate.delays.extend(extra.delays);
                     for (node, tick) in extra.crashes {
                         let entry = candidate.crashes.entry(node).or_insert(tick);
                         *entry = (*entry).min(tick);

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use graft_compiler::ir::{self, AggFunc, CompareOp, Term, Value};
 
-use crate::faults::{Drop, FaultSet};
+use crate::faults::{Delay, Drop, FaultSet};
 use crate::lineage::body_terms;
 
 /// Past this many renamings of one schedule, classes are left out from the largest down.
@@ -143,6 +143,16 @@ impl Symmetry {
                     .crashes
                     .iter()
                     .map(|(node, tick)| (name(node), *tick))
+                    .collect(),
+                delays: faults
+                    .delays
+                    .iter()
+                    .map(|delay| Delay {
+                        from: name(&delay.from),
+                        to: name(&delay.to),
+                        tick: delay.tick,
+                        by: delay.by,
+                    })
                     .collect(),
             };
             if renamed < best {

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use graft_verify::{Bounds, Drop, FaultSet, SearchOptions, Verdict, Verifier};
+use graft_verify::{Bounds, Delay, Drop, FaultSet, SearchOptions, Verdict, Verifier};
 
 /// Retransmission until acknowledged; `post` needs every neighbour of a logging node to log.
 /// Correct without crashes when retries outlast EFF; a crash of the sender after reaching one
@@ -156,6 +156,7 @@ fn exhaustive(verifier: &Verifier) -> (Option<FaultSet>, usize) {
         let faults = FaultSet {
             drops: BTreeSet::new(),
             crashes: crash,
+            ..FaultSet::default()
         };
         if let Some(found) = explore(verifier, &nodes, faults, 1, &mut runs) {
             return (Some(found), runs);
@@ -193,14 +194,26 @@ fn explore(
         .collect();
     let channels: Vec<(String, String)> = channels.into_iter().collect();
     assert!(channels.len() < 16, "too many channels");
-    for mask in 0_u32..(1 << channels.len()) {
+    // Each channel's messages of this tick: on time, lost, or late by 1..=D ticks.
+    let choices = 2 + verifier.bounds.max_delay;
+    let schedules = choices.pow(u32::try_from(channels.len()).expect("few channels"));
+    for mut code in 0..schedules {
         let mut next = faults.clone();
-        for (bit, (from, to)) in channels.iter().enumerate() {
-            if mask >> bit & 1 == 1 {
+        for (from, to) in &channels {
+            let choice = code % choices;
+            code /= choices;
+            if choice == 1 {
                 next.drops.insert(Drop {
                     from: from.clone(),
                     to: to.clone(),
                     tick,
+                });
+            } else if choice >= 2 {
+                next.delays.insert(Delay {
+                    from: from.clone(),
+                    to: to.clone(),
+                    tick,
+                    by: choice - 1,
                 });
             }
         }
@@ -222,6 +235,7 @@ fn ldfi_agrees_with_exhaustive_search() {
                 eot: 6,
                 eff: 3,
                 crashes: 0,
+                max_delay: 0,
             },
         ),
         (
@@ -231,6 +245,7 @@ fn ldfi_agrees_with_exhaustive_search() {
                 eot: 5,
                 eff: 4,
                 crashes: 0,
+                max_delay: 0,
             },
         ),
         (
@@ -240,6 +255,7 @@ fn ldfi_agrees_with_exhaustive_search() {
                 eot: 6,
                 eff: 3,
                 crashes: 1,
+                max_delay: 0,
             },
         ),
         (
@@ -249,6 +265,7 @@ fn ldfi_agrees_with_exhaustive_search() {
                 eot: 4,
                 eff: 3,
                 crashes: 0,
+                max_delay: 0,
             },
         ),
         (
@@ -258,6 +275,7 @@ fn ldfi_agrees_with_exhaustive_search() {
                 eot: 6,
                 eff: 3,
                 crashes: 0,
+                max_delay: 0,
             },
         ),
         (
@@ -267,6 +285,7 @@ fn ldfi_agrees_with_exhaustive_search() {
                 eot: 5,
                 eff: 4,
                 crashes: 0,
+                max_delay: 0,
             },
         ),
         (
@@ -276,6 +295,7 @@ fn ldfi_agrees_with_exhaustive_search() {
                 eot: 6,
                 eff: 2,
                 crashes: 1,
+                max_delay: 0,
             },
         ),
         (
@@ -285,6 +305,7 @@ fn ldfi_agrees_with_exhaustive_search() {
                 eot: 4,
                 eff: 3,
                 crashes: 1,
+                max_delay: 0,
             },
         ),
         (
@@ -294,6 +315,7 @@ fn ldfi_agrees_with_exhaustive_search() {
                 eot: 3,
                 eff: 2,
                 crashes: 0,
+                max_delay: 0,
             },
         ),
         (
@@ -303,6 +325,7 @@ fn ldfi_agrees_with_exhaustive_search() {
                 eot: 4,
                 eff: 0,
                 crashes: 1,
+                max_delay: 0,
             },
         ),
     ];
@@ -346,6 +369,103 @@ fn ldfi_agrees_with_exhaustive_search() {
     );
 }
 
+/// A replica that serves the write that arrived last (of writes arriving together, the
+/// highest version): rolled back when an older write arrives after a newer one.
+const ARRIVAL_ORDER: &str = r#"
+replica("w", "r")@1;
+write("w", 1)@1;
+write("w", 2)@2;
+write("w", 3)@3;
+replica(W, R)@next :- replica(W, R);
+set(R, W, V)@async :- write(W, V), replica(W, R);
+applied(R, V) :- set(R, _, V);
+applied(R, V)@next :- applied(R, V);
+newest(R, max<V>) :- set(R, _, V);
+current(R, V)@next :- newest(R, V);
+current(R, V)@next :- current(R, V), notin newest(R, _);
+newer(R, V) :- current(R, V), applied(R, W), W > V;
+pre(R) :- current(R, _), notin crash(R, R, _);
+post(R) :- current(R, V), notin newer(R, V);
+"#;
+
+/// The same replica serving the highest version it applied: correct however late messages are.
+const HIGHEST_VERSION: &str = r#"
+replica("w", "r")@1;
+write("w", 1)@1;
+write("w", 2)@2;
+write("w", 3)@3;
+replica(W, R)@next :- replica(W, R);
+set(R, W, V)@async :- write(W, V), replica(W, R);
+applied(R, V) :- set(R, _, V);
+applied(R, V)@next :- applied(R, V);
+top(R, max<V>) :- applied(R, V);
+current(R, V) :- top(R, V);
+newer(R, V) :- current(R, V), applied(R, W), W > V;
+pre(R) :- current(R, _), notin crash(R, R, _);
+post(R) :- current(R, V), notin newer(R, V);
+"#;
+
+#[test]
+fn ldfi_with_late_messages_agrees_with_exhaustive_search() {
+    let bounds = |eot, eff, crashes, max_delay| Bounds {
+        eot,
+        eff,
+        crashes,
+        max_delay,
+    };
+    let cases: &[(&str, &str, Bounds)] = &[
+        ("arrival order", ARRIVAL_ORDER, bounds(6, 4, 0, 2)),
+        // A delay of one tick makes the writes of two ticks arrive together: no roll-back.
+        ("arrival order", ARRIVAL_ORDER, bounds(6, 4, 0, 1)),
+        ("arrival order", ARRIVAL_ORDER, bounds(6, 4, 1, 0)),
+        ("highest version", HIGHEST_VERSION, bounds(6, 4, 1, 2)),
+        ("retry", RETRY, bounds(5, 3, 0, 1)),
+        ("retry", RETRY, bounds(6, 2, 0, 2)),
+        ("quorum", QUORUM, bounds(5, 2, 0, 1)),
+        ("once", ONCE, bounds(4, 2, 0, 1)),
+    ];
+    let mut verdicts = Vec::new();
+    for (name, text, bounds) in cases {
+        let verifier = verifier(text, &[], false, *bounds);
+        let (truth, runs) = exhaustive(&verifier);
+        let search = verifier
+            .ldfi(&SearchOptions::default(), &mut |_| {})
+            .expect("search");
+        let agree = match search.verdict {
+            Verdict::Certified => truth.is_none(),
+            Verdict::Counterexample => truth.is_some(),
+            Verdict::Inconclusive => false,
+        };
+        assert!(
+            agree,
+            "{name} at {bounds:?}: LDFI {:?} after {} runs, exhaustive search found {:?} in {runs}",
+            search.verdict, search.executions, truth
+        );
+        // A counterexample is real: running its faults again violates the specification.
+        for found in &search.counterexamples {
+            let again = verifier.execute(&found.execution.faults).expect("run");
+            assert!(!again.violations.is_empty());
+        }
+        verdicts.push(format!(
+            "{name} D={}: {:?}",
+            bounds.max_delay, search.verdict
+        ));
+    }
+    assert_eq!(
+        verdicts,
+        [
+            "arrival order D=2: Counterexample",
+            "arrival order D=1: Certified",
+            "arrival order D=0: Certified",
+            "highest version D=2: Certified",
+            "retry D=1: Certified",
+            "retry D=2: Certified",
+            "quorum D=1: Certified",
+            "once D=1: Counterexample",
+        ]
+    );
+}
+
 /// The decisions of `run` at `tick`, as `node=decision`, sorted.
 fn decisions(
     run: &graft_eval::Run,
@@ -370,6 +490,7 @@ fn a_coordinator_crashed_as_it_decides_still_decides() {
         eot: 6,
         eff: 0,
         crashes,
+        max_delay: 0,
     };
     let nodes = ["c", "p", "q"];
     // Correct under one crash; LDFI and the enumeration of every schedule agree.
@@ -431,6 +552,7 @@ fn a_coordinator_crashed_as_it_decides_still_decides() {
     let later = FaultSet {
         drops: BTreeSet::new(),
         crashes: BTreeMap::from([("c".to_string(), 4), ("p".to_string(), 2)]),
+        ..FaultSet::default()
     };
     let run = verifier.execute(&later).expect("run");
     assert!(run.violations.is_empty());
@@ -461,6 +583,7 @@ fn exact_nodes_leave_out_data_values() {
         eot: 4,
         eff: 2,
         crashes: 1,
+        max_delay: 0,
     };
     // `msg`'s location column makes "m" a node by default.
     let program = format!("{ONCE}\nlate(\"m\", 1)@1;\n");
@@ -491,6 +614,7 @@ fn effective_faults_keep_only_what_changed_the_run() {
         eot: 5,
         eff: 3,
         crashes: 1,
+        max_delay: 0,
     };
     let verifier = verifier(RETRY, &[], false, bounds);
     let mut faults = FaultSet::default();
@@ -514,12 +638,14 @@ fn effective_faults_keep_only_what_changed_the_run() {
     let late = FaultSet {
         drops: BTreeSet::new(),
         crashes: BTreeMap::from([("c".to_string(), 4)]),
+        ..FaultSet::default()
     };
     let run = verifier.run(&late).expect("run");
     assert_eq!(verifier.effective(&late, &run).to_string(), "crash c@5");
     let early = FaultSet {
         drops: BTreeSet::new(),
         crashes: BTreeMap::from([("c".to_string(), 1)]),
+        ..FaultSet::default()
     };
     let run = verifier.run(&early).expect("run");
     assert_eq!(verifier.effective(&early, &run).to_string(), "crash c@2");
@@ -538,6 +664,7 @@ fn interchangeable_nodes_are_found() {
         eot: 4,
         eff: 2,
         crashes: 0,
+        max_delay: 0,
     };
     let classes = |text: &str| {
         verifier(text, &[], false, bounds)
