@@ -182,7 +182,7 @@ fn counterexample_diagrams_of_the_examples_have_no_overlapping_labels() {
         args.extend(bounds.iter().cloned());
         // Every counterexample within a few executions (a limit keeps Paxos quick).
         args.extend(
-            ["--all", "--max-executions", "30", "--no-cache", "--out"]
+            ["--all", "--max-executions", "40", "--no-cache", "--out"]
                 .iter()
                 .map(|s| (*s).to_owned()),
         );

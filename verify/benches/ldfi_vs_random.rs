@@ -72,9 +72,45 @@ const BUGGY: &[Case] = &[
         ],
         bounds: late(6, 4, 1, 2),
     },
+    Case {
+        name: "late retry, latest message",
+        files: &["examples/late-retry/buggy/late-retry-latest-message.graft"],
+        facts: &[
+            "examples/late-retry/topology.facts",
+            "examples/late-retry/workload.facts",
+        ],
+        bounds: late(6, 4, 1, 2),
+    },
+    Case {
+        name: "ack window, latest ack",
+        files: &["examples/ack-window/buggy/ack-window-latest-ack.graft"],
+        facts: &[
+            "examples/ack-window/topology.facts",
+            "examples/ack-window/workload.facts",
+        ],
+        bounds: late(6, 4, 1, 2),
+    },
 ];
 
 const CORRECT: &[Case] = &[
+    Case {
+        name: "late retry, late messages",
+        files: &["examples/late-retry/late-retry.graft"],
+        facts: &[
+            "examples/late-retry/topology.facts",
+            "examples/late-retry/workload.facts",
+        ],
+        bounds: late(6, 4, 1, 2),
+    },
+    Case {
+        name: "ack window, late messages",
+        files: &["examples/ack-window/ack-window.graft"],
+        facts: &[
+            "examples/ack-window/topology.facts",
+            "examples/ack-window/workload.facts",
+        ],
+        bounds: late(6, 4, 1, 2),
+    },
     Case {
         name: "register, late messages",
         files: &["examples/register/register.graft"],
