@@ -233,6 +233,12 @@ const REFUSALS: &[(&str, &str, &str, &[&str])] = &[
         &["requirement-violated"],
     ),
     (
+        "quorum-not-a-quorum",
+        "examples/2pc/2pc.graft",
+        "quorum(TIMEOUT=1)",
+        &["not-a-quorum"],
+    ),
+    (
         "quorum-unknown-constant",
         "examples/paxos/paxos.graft",
         "quorum(Q3=1)",
@@ -308,9 +314,9 @@ fn passes_compose_and_the_justification_composes_node_maps() {
         "rewrite".to_owned(),
         "examples/2pc/2pc.graft".to_owned(),
         "--pass".to_owned(),
-        "partition(participant, by=tx, n=2)".to_owned(),
+        "quorum(add=participant:p4)".to_owned(),
         "--pass".to_owned(),
-        "quorum(TIMEOUT=4)".to_owned(),
+        "partition(participant, by=tx, n=2)".to_owned(),
         "-o".to_owned(),
         directory.join("2pc.graft").to_string_lossy().into_owned(),
         "--justification".to_owned(),
@@ -327,7 +333,8 @@ fn passes_compose_and_the_justification_composes_node_maps() {
     assert_eq!(record["format"], "graft-justification/1");
     assert_eq!(record["passes"].as_array().map(Vec::len), Some(2));
     assert_eq!(record["node_map"]["p1/1"], "p1");
-    assert_eq!(record["passes"][0]["case"], "co-hashing");
+    assert_eq!(record["node_map"]["p4/1"], "p4");
+    assert_eq!(record["passes"][1]["case"], "co-hashing");
     assert_eq!(
         record["comparison"], "none",
         "a quorum change weakens the comparison"
