@@ -847,3 +847,32 @@ fn graft_test_checks_the_assumed_key_on_every_run() {
         "{stdout}"
     );
 }
+
+#[test]
+fn graft_test_feeds_the_source_the_versions_facts_mapped_back() {
+    let directory = scratch("voting-mapped-facts").join("voting");
+    copy_dir(&root().join("examples/voting"), &directory);
+    let output = graft(&["test", &directory.to_string_lossy()]);
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    // A version's workload that drifted from the source's: request 2 asked at tick 3.
+    let version = directory.join("versions/decouple-collector/workload.facts");
+    let text = std::fs::read_to_string(&version).expect("workload");
+    assert!(text.contains("request(\"L\", 2)@2;"), "{text}");
+    std::fs::write(
+        &version,
+        text.replace("request(\"L\", 2)@2;", "request(\"L\", 2)@3;"),
+    )
+    .expect("write");
+    let output = graft(&["test", &directory.to_string_lossy()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(exit_code(&output), 1, "{}", transcript(&output));
+    assert!(
+        stdout.contains("its facts, mapped back through the justification, are not the source's"),
+        "{stdout}"
+    );
+    // `request_collector`'s copy still says tick 2: it maps back to the source's fact.
+    assert!(
+        stdout.contains("  only in the source's files:\n    (none)\n  only in this version's, mapped back:\n    request(\"L\", 2)@3;\n"),
+        "{stdout}"
+    );
+}
