@@ -876,3 +876,101 @@ fn graft_test_feeds_the_source_the_versions_facts_mapped_back() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_quorum_change_is_verified_before_it_is_written() {
+    let directory = scratch("quorum-verified");
+    let out = directory.join("voting.graft");
+    let justification = directory.join("justification.json");
+    // QUORUM=3 keeps every `require`, but one crashed voter now blocks a decision: LDFI
+    // finds it under the bounds of examples/voting/protocol.json, and nothing is written.
+    let refused = graft(&[
+        "rewrite",
+        "examples/voting/voting.graft",
+        "--pass",
+        "quorum(QUORUM=3)",
+        "-o",
+        &out.to_string_lossy(),
+        "--justification",
+        &justification.to_string_lossy(),
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(exit_code(&refused), 1, "{}", transcript(&refused));
+    assert!(
+        stderr.contains("refused: `quorum(QUORUM=3)` does not pass `graft verify` on examples/voting/topology.facts, examples/voting/workload.facts under EOT 5, EFF 2, crashes 1 (bounds from examples/voting/protocol.json): crash v1@2 violates post(\"L\", 1)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert!(!out.exists() && !justification.exists());
+    // An accepted change records where it was verified.
+    let accepted = graft(&[
+        "rewrite",
+        "examples/paxos/paxos.graft",
+        "--pass",
+        "quorum(Q1=3, Q2=1)",
+        "-o",
+        &directory.join("paxos.graft").to_string_lossy(),
+        "--justification",
+        &justification.to_string_lossy(),
+    ]);
+    assert_eq!(exit_code(&accepted), 0, "{}", transcript(&accepted));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&justification).expect("json"))
+            .expect("valid");
+    let verified = record["passes"][0]["verified"]
+        .as_array()
+        .expect("verified");
+    assert_eq!(verified.len(), 2, "{record}");
+    assert_eq!(verified[0]["eot"], 7);
+    assert_eq!(verified[0]["eff"], 3);
+    assert_eq!(verified[0]["symmetry"], true);
+    assert_eq!(verified[0]["bounds_from"], "examples/paxos/protocol.json");
+    assert_eq!(
+        verified[1]["facts"][1],
+        "examples/paxos/buggy/workload-concurrent.facts"
+    );
+    let names: Vec<&str> = record["passes"][0]["preconditions"]
+        .as_array()
+        .expect("preconditions")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"quorum-constant") && names.contains(&"verified"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_quorum_change_without_known_bounds_needs_them() {
+    let directory = scratch("quorum-no-bounds");
+    let program = directory.join("paxos.graft");
+    std::fs::copy(root().join("examples/paxos/paxos.graft"), &program).expect("copy");
+    let program = program.to_string_lossy().into_owned();
+    let refused = graft(&["rewrite", &program, "--pass", "quorum(Q1=3, Q2=1)"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(exit_code(&refused), 1, "{}", transcript(&refused));
+    assert!(refused.stdout.is_empty(), "nothing is printed");
+    assert!(
+        stderr.contains(
+            "a quorum change must pass `graft verify` before it is written, but no bounds are known"
+        ),
+        "{stderr}"
+    );
+    let accepted = graft(&[
+        "rewrite",
+        &program,
+        "--pass",
+        "quorum(Q1=3, Q2=1)",
+        "--facts",
+        "examples/paxos/topology.facts",
+        "--facts",
+        "examples/paxos/workload.facts",
+        "--eot",
+        "7",
+        "--eff",
+        "3",
+    ]);
+    assert_eq!(exit_code(&accepted), 0, "{}", transcript(&accepted));
+    assert!(String::from_utf8_lossy(&accepted.stdout).contains("const Q1 = 3;"));
+}

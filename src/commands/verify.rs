@@ -1273,7 +1273,7 @@ struct JobResult {
 }
 
 /// The faults and violations of a report's first counterexample, on one line.
-fn first_counterexample(report: &Report) -> String {
+pub fn first_counterexample(report: &Report) -> String {
     let Some(found) = report.counterexamples.first() else {
         return String::new();
     };
