@@ -897,11 +897,15 @@ fn a_quorum_change_is_verified_before_it_is_written() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(exit_code(&refused), 1, "{}", transcript(&refused));
     assert!(
-        stderr.contains("refused: `quorum(QUORUM=3)` does not pass `graft verify` on examples/voting/topology.facts, examples/voting/workload.facts under EOT 5, EFF 2, crashes 1 (bounds from examples/voting/protocol.json): crash v1@2 violates post(\"L\", 1)"),
+        stderr.contains("error[R0013]: quorum(QUORUM=3): the new version does not pass `graft verify` on examples/voting/topology.facts, examples/voting/workload.facts under EOT 5, EFF 2, crashes 1 (bounds from examples/voting/protocol.json): crash v1@2 violates post(\"L\", 1)"),
         "{stderr}"
     );
     assert!(stderr.contains("nothing was written"), "{stderr}");
     assert!(!out.exists() && !justification.exists());
+    insta::assert_snapshot!(
+        "refused_quorum-fails-verification",
+        transcript(&refused).replace(&directory.to_string_lossy().into_owned(), "SCRATCH")
+    );
     // An accepted change records where it was verified.
     let accepted = graft(&[
         "rewrite",

@@ -106,6 +106,7 @@ pub const PRECONDITIONS: &[(&str, &str)] = &[
     ("requirement-violated", "R0010"),
     ("unknown-member", "R0011"),
     ("not-a-quorum", "R0012"),
+    ("not-verified", "R0013"),
     ("not-a-channel", "R0020"),
     ("consumer-not-monotone", "R0021"),
     ("consumer-joins-ephemeral", "R0022"),

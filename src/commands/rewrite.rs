@@ -201,8 +201,40 @@ pub fn run(context: &Context, args: &RewriteArgs) -> anyhow::Result<Outcome> {
                     pass.verified.clone_from(&verified);
                 }
             }
-            Err(reason) => {
-                eprintln!("refused: {reason}; nothing was written");
+            Err((reason, suggestion)) => {
+                // Rendered like every refusal: a diagnostic at the first constant changed.
+                let span = passes
+                    .iter()
+                    .find_map(|pass| match pass {
+                        graft_rewrites::PassSpec::Quorum { constants, .. } => {
+                            constants.first().and_then(|(name, _)| {
+                                checked
+                                    .program
+                                    .const_by_name(name)
+                                    .map(|id| checked.program.consts[id.index()].span)
+                            })
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let request = passes
+                    .iter()
+                    .map(graft_rewrites::PassSpec::text)
+                    .collect::<Vec<_>>()
+                    .join(" then ");
+                let refusal = graft_rewrites::Refusal::single(
+                    request.clone(),
+                    graft_rewrites::FailedPrecondition::new(
+                        "not-verified",
+                        reason,
+                        span,
+                        suggestion,
+                    ),
+                );
+                render::emit_diagnostics(&loaded.sources, &refusal.to_diagnostics(), context.color);
+                eprintln!(
+                    "refused: `{request}` does not apply: 1 failed precondition(s): not-verified; nothing was written"
+                );
                 return Ok(Outcome::ProgramErrors);
             }
         }
@@ -344,18 +376,14 @@ fn verify_quorum_change(
     source: &SourceRef,
     passes: &[graft_rewrites::PassSpec],
     rewritten: &graft_rewrites::Rewritten,
-) -> anyhow::Result<Result<Vec<graft_rewrites::justification::VerifiedUnder>, String>> {
-    let request = passes
-        .iter()
-        .map(graft_rewrites::PassSpec::text)
-        .collect::<Vec<_>>()
-        .join(" then ");
+) -> anyhow::Result<Result<Vec<graft_rewrites::justification::VerifiedUnder>, (String, String)>> {
+    const UNSAFE: &str = "a quorum change must keep the protocol correct under the bounds it is verified under: choose other values, or copy the program with the new values and run `graft verify` on it under the same bounds to see the counterexample's diagrams";
     let configurations = quorum_configurations(args)?;
     if configurations.is_empty() {
-        return Ok(Err(format!(
-            "`{request}` changes a quorum, and a quorum change must pass `graft verify` before it is written, but no bounds are known for `{}`: keep it in a protocol directory whose protocol.json records verification configurations, or give the workload with --facts and the bounds with --eot N [--eff N] [--crashes N]",
+        return Ok(Err((format!(
+            "a quorum change must pass `graft verify` before it is written, but no bounds are known for `{}`: keep it in a protocol directory whose protocol.json records verification configurations, or give the workload with --facts and the bounds with --eot N [--eff N] [--crashes N]",
             args.files.join(" ")
-        )));
+        ), "record the bounds the protocol is verified under in its protocol.json (docs/verification.md), or give them to `graft rewrite`".to_owned())));
     }
     let mut verified = Vec::new();
     for (facts, config, bounds_from) in configurations {
@@ -364,10 +392,13 @@ fn verify_quorum_change(
         let workload = crate::load::load_facts(&mut sources, &facts)?;
         let (_, diagnostics) = graft_compiler::check_facts(&checked.program, &workload.files);
         if diagnostics.iter().any(Diagnostic::is_error) {
-            return Ok(Err(format!(
-                "`{request}` must be verified on {}, but those facts do not fit the source: {}",
-                facts.join(", "),
-                render::diagnostics_to_string(&sources, &diagnostics)
+            return Ok(Err((
+                format!(
+                    "the change must be verified on {}, but those facts do not fit the source: {}",
+                    facts.join(", "),
+                    render::diagnostics_to_string(&sources, &diagnostics)
+                ),
+                "fix the configuration's facts files".to_owned(),
             )));
         }
         let files: Vec<FactsFile> = facts
@@ -445,21 +476,24 @@ fn verify_quorum_change(
                     verifier.bounds,
                     verifier.nodes().to_vec(),
                 );
-                return Ok(Err(format!(
-                    "`{request}` does not pass `graft verify` {where_}: {} (execution {} of LDFI; run `graft verify` on the new version for its diagrams)",
-                    crate::commands::verify::first_counterexample(&report),
-                    search
-                        .counterexamples
-                        .first()
-                        .map_or(0, |found| found.iteration)
+                return Ok(Err((
+                    format!(
+                        "the new version does not pass `graft verify` {where_}: {} (LDFI's execution {})",
+                        crate::commands::verify::first_counterexample(&report),
+                        search
+                            .counterexamples
+                            .first()
+                            .map_or(0, |found| found.iteration)
+                    ),
+                    UNSAFE.to_owned(),
                 )));
             }
             graft_verify::Verdict::Inconclusive => {
-                return Ok(Err(format!(
-                    "`{request}` could not be verified {where_}: the search was inconclusive ({}) after {} executions",
+                return Ok(Err((format!(
+                    "the new version could not be verified {where_}: the search was inconclusive ({}) after {} executions",
                     search.limit.clone().unwrap_or_default(),
                     search.executions
-                )));
+                ), "lower the bounds in protocol.json, or verify the new version separately with a larger --max-executions".to_owned())));
             }
         }
     }
