@@ -92,8 +92,10 @@ pub struct VerifyArgs {
     #[arg(long, value_enum, default_value_t = VerifyFormat::Text)]
     pub format: VerifyFormat,
     /// Check that this version refines OLD (its files; defaults to the source named in the
-    /// program's rewrite header): same outputs on the same workloads and on the fault schedules
-    /// explored for OLD; then verify it, replaying OLD's counterexamples and fault sets first.
+    /// program's rewrite header): OLD runs on the --facts mapped back through the
+    /// justification, and the outputs compare as it promises (every tick on the fault
+    /// schedules explored for OLD, eventually, or not for a quorum change); then verify it,
+    /// replaying OLD's counterexamples and fault sets first.
     #[arg(long, value_name = "OLD", num_args = 0..)]
     pub refines: Option<Vec<String>>,
     /// The justification record of the rewrite (relation and node maps, generated facts) for
