@@ -478,18 +478,22 @@ pub fn test_protocol(root: &Path, mode: SnapshotMode) -> anyhow::Result<Protocol
                 }
             };
             let (parent_topology, parent_workloads) = facts_of(&parent_version.directory)?;
+            // Compared with the source's own files when it has this workload (a workload
+            // only the version has still runs the source on its facts mapped back).
             let mut parent_files = parent_topology;
-            if workload != "default"
-                && let Some(found) = parent_workloads.iter().find(|w| {
-                    w.file_stem()
-                        .is_some_and(|s| s.to_string_lossy() == workload.as_str())
-                })
-            {
+            let own_workload = parent_workloads.iter().find(|w| {
+                w.file_stem()
+                    .is_some_and(|s| s.to_string_lossy() == workload.as_str())
+            });
+            if let Some(found) = own_workload {
                 parent_files.push(found.clone());
             }
             let parent_program = [parent_version.program.to_string_lossy().into_owned()];
-            let own =
-                protocol::facts_set(&parent_program, &load::read_facts(&paths(&parent_files))?)?;
+            let own = if own_workload.is_some() || workload == "default" {
+                protocol::facts_set(&parent_program, &load::read_facts(&paths(&parent_files))?)?
+            } else {
+                None
+            };
             let fed = protocol::facts_set(&parent_program, &mapped)?;
             if let (Some(own), Some(fed)) = (&own, &fed)
                 && own != fed
