@@ -41,18 +41,47 @@ pub struct FactsFiles {
     pub diagnostics: Vec<graft_language::diagnostic::Diagnostic>,
 }
 
+/// A facts file's name (as shown in diagnostics) and text: read from disk, or made by graft
+/// (the source version's facts mapped back from a rewritten version's, see
+/// [`crate::protocol::source_facts`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FactsText {
+    pub name: String,
+    pub text: String,
+}
+
+/// Reads facts files.
+pub fn read_facts(paths: &[String]) -> anyhow::Result<Vec<FactsText>> {
+    paths
+        .iter()
+        .map(|path| {
+            Ok(FactsText {
+                name: path.clone(),
+                text: read_text(path)?,
+            })
+        })
+        .collect()
+}
+
 pub fn load_facts(
     sources: &mut graft_language::span::SourceMap,
     paths: &[String],
 ) -> anyhow::Result<FactsFiles> {
+    Ok(parse_facts(sources, &read_facts(paths)?))
+}
+
+/// Parses facts texts into the program's source map.
+pub fn parse_facts(
+    sources: &mut graft_language::span::SourceMap,
+    texts: &[FactsText],
+) -> FactsFiles {
     let mut files = Vec::new();
     let mut diagnostics = Vec::new();
-    for path in paths {
-        let text = read_text(path)?;
-        let id = sources.add(path.clone(), text.clone());
-        let parsed = graft_language::parse(id, &text);
+    for facts in texts {
+        let id = sources.add(facts.name.clone(), facts.text.clone());
+        let parsed = graft_language::parse(id, &facts.text);
         diagnostics.extend(parsed.diagnostics);
         files.push(parsed.file);
     }
-    Ok(FactsFiles { files, diagnostics })
+    FactsFiles { files, diagnostics }
 }

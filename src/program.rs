@@ -145,11 +145,21 @@ pub enum Loaded {
 
 /// Loads and checks the program and the workload files; renders errors.
 pub fn load_and_check(context: &Context, options: &RunOptions) -> anyhow::Result<Loaded> {
+    let facts = load::read_facts(&options.facts)?;
+    load_and_check_with(context, options, &facts)
+}
+
+/// [`load_and_check`] with the facts given as texts instead of `options.facts`.
+pub fn load_and_check_with(
+    context: &Context,
+    options: &RunOptions,
+    facts_texts: &[load::FactsText],
+) -> anyhow::Result<Loaded> {
     let mut loaded = load::load(&options.files)?;
     let checked = graft_compiler::check(&loaded.sources, &loaded.files);
     let mut diagnostics = loaded.diagnostics.clone();
     diagnostics.extend(checked.diagnostics.iter().cloned());
-    let workload = load::load_facts(&mut loaded.sources, &options.facts)?;
+    let workload = load::parse_facts(&mut loaded.sources, facts_texts);
     diagnostics.extend(workload.diagnostics);
     let mut facts = Vec::new();
     if !diagnostics.iter().any(Diagnostic::is_error) {

@@ -14,7 +14,8 @@ use anyhow::{Context as _, bail};
 use graft_rewrites::Justification;
 use serde::{Deserialize, Serialize};
 
-use crate::load;
+use crate::load::{self, FactsText};
+use crate::render;
 
 /// One program version found in a protocol directory.
 pub struct Version {
@@ -316,9 +317,8 @@ pub struct VerifyJob {
     pub program: PathBuf,
     pub facts: Vec<PathBuf>,
     pub config: VerifyConfig,
-    /// The source version's program, when this is a rewritten version whose outputs must
-    /// equal its source's at every tick (`per-tick`); it is verified with `--refines` when its
-    /// facts also fit the source.
+    /// The source version's program, when this is a rewritten version (found by the hash its
+    /// justification records): it is verified with `--refines` against it.
     pub refines: Option<PathBuf>,
     /// Why the job cannot run (a version without the workload), when it cannot.
     pub missing: Option<String>,
@@ -363,14 +363,10 @@ pub fn verify_jobs(root: &Path) -> anyhow::Result<Vec<VerifyJob>> {
             };
             let mut facts = version_topology;
             facts.push(workload.clone());
-            // `--refines` compares outputs at every tick: only what a per-tick version
-            // promises.
-            let per_tick = version.justification.as_ref().is_some_and(|justification| {
-                justification.comparison == graft_rewrites::justification::Comparison::PerTick
-            });
-            let refines = source_of(&versions, version)
-                .filter(|_| per_tick)
-                .map(|index| versions[index].program.clone());
+            // Every version is verified with `--refines` against its source, which runs on
+            // the version's facts mapped back; the comparison is the justification's.
+            let refines =
+                source_of(&versions, version).map(|index| versions[index].program.clone());
             jobs.push(VerifyJob {
                 program: version.program.clone(),
                 facts,
@@ -382,6 +378,96 @@ pub fn verify_jobs(root: &Path) -> anyhow::Result<Vec<VerifyJob>> {
         }
     }
     Ok(jobs)
+}
+
+/// The source version's facts for a rewritten version run on `facts` (the version's own files):
+/// each file's facts mapped back through the justification
+/// ([`graft_rewrites::compare::source_facts`]: generated facts dropped, nodes and relations
+/// mapped to the source's), one text per file, named `FILE (mapped back to the source)`.
+/// `graft test` and `graft verify --refines` both feed the source with them. `Err` holds the
+/// rendered errors when the version or its facts do not check.
+pub fn source_facts(
+    justification: &Justification,
+    version: &[String],
+    facts: &[String],
+) -> anyhow::Result<Result<Vec<FactsText>, String>> {
+    use graft_language::diagnostic::Diagnostic;
+    let mut loaded = load::load(version)?;
+    let checked = graft_compiler::check(&loaded.sources, &loaded.files);
+    let workload = load::load_facts(&mut loaded.sources, facts)?;
+    let mut diagnostics: Vec<Diagnostic> = loaded.diagnostics.clone();
+    diagnostics.extend(checked.diagnostics.iter().cloned());
+    diagnostics.extend(workload.diagnostics);
+    let mut texts = Vec::new();
+    for (path, file) in facts.iter().zip(&workload.files) {
+        let (checked_facts, fact_diagnostics) =
+            graft_compiler::check_facts(&checked.program, std::slice::from_ref(file));
+        diagnostics.extend(fact_diagnostics);
+        let given: Vec<graft_rewrites::compare::OutputFact> = checked_facts
+            .iter()
+            .map(|fact| {
+                (
+                    checked.program.relation(fact.rel).name.clone(),
+                    fact.values.clone(),
+                    fact.tick,
+                )
+            })
+            .collect();
+        let mut text =
+            format!("// {path}, mapped back to the source version through its justification\n");
+        for (relation, values, tick) in graft_rewrites::compare::source_facts(justification, &given)
+        {
+            text.push_str(&graft_eval::render_fact(&relation, &values, tick));
+            text.push('\n');
+        }
+        texts.push(FactsText {
+            name: format!("{path} (mapped back to the source)"),
+            text,
+        });
+    }
+    let errors: Vec<Diagnostic> = diagnostics
+        .into_iter()
+        .filter(Diagnostic::is_error)
+        .collect();
+    if !errors.is_empty() {
+        return Ok(Err(render::diagnostics_to_string(&loaded.sources, &errors)));
+    }
+    Ok(Ok(texts))
+}
+
+/// The facts `texts` give `program`, rendered one per line (`rel(values)@tick;`), as a set:
+/// two sets of files compare equal when they give the same facts, whatever their order and
+/// comments. `None` when they do not check against the program.
+pub fn facts_set(
+    program: &[String],
+    texts: &[FactsText],
+) -> anyhow::Result<Option<std::collections::BTreeSet<String>>> {
+    let mut loaded = load::load(program)?;
+    let checked = graft_compiler::check(&loaded.sources, &loaded.files);
+    let workload = load::parse_facts(&mut loaded.sources, texts);
+    let (facts, diagnostics) = graft_compiler::check_facts(&checked.program, &workload.files);
+    if diagnostics
+        .iter()
+        .any(graft_language::diagnostic::Diagnostic::is_error)
+        || workload
+            .diagnostics
+            .iter()
+            .any(graft_language::diagnostic::Diagnostic::is_error)
+    {
+        return Ok(None);
+    }
+    Ok(Some(
+        facts
+            .iter()
+            .map(|fact| {
+                graft_eval::render_fact(
+                    &checked.program.relation(fact.rel).name,
+                    &fact.values,
+                    fact.tick,
+                )
+            })
+            .collect(),
+    ))
 }
 
 fn is_zero(value: &u64) -> bool {

@@ -233,6 +233,12 @@ const REFUSALS: &[(&str, &str, &str, &[&str])] = &[
         &["requirement-violated"],
     ),
     (
+        "quorum-not-a-quorum",
+        "examples/2pc/2pc.graft",
+        "quorum(TIMEOUT=1)",
+        &["not-a-quorum"],
+    ),
+    (
         "quorum-unknown-constant",
         "examples/paxos/paxos.graft",
         "quorum(Q3=1)",
@@ -308,9 +314,9 @@ fn passes_compose_and_the_justification_composes_node_maps() {
         "rewrite".to_owned(),
         "examples/2pc/2pc.graft".to_owned(),
         "--pass".to_owned(),
-        "partition(participant, by=tx, n=2)".to_owned(),
+        "quorum(add=participant:p4)".to_owned(),
         "--pass".to_owned(),
-        "quorum(TIMEOUT=4)".to_owned(),
+        "partition(participant, by=tx, n=2)".to_owned(),
         "-o".to_owned(),
         directory.join("2pc.graft").to_string_lossy().into_owned(),
         "--justification".to_owned(),
@@ -327,7 +333,8 @@ fn passes_compose_and_the_justification_composes_node_maps() {
     assert_eq!(record["format"], "graft-justification/1");
     assert_eq!(record["passes"].as_array().map(Vec::len), Some(2));
     assert_eq!(record["node_map"]["p1/1"], "p1");
-    assert_eq!(record["passes"][0]["case"], "co-hashing");
+    assert_eq!(record["node_map"]["p4/1"], "p4");
+    assert_eq!(record["passes"][1]["case"], "co-hashing");
     assert_eq!(
         record["comparison"], "none",
         "a quorum change weakens the comparison"
@@ -839,4 +846,135 @@ fn graft_test_checks_the_assumed_key_on_every_run() {
         stdout.contains("kvs.graft on workload: same outputs as"),
         "{stdout}"
     );
+}
+
+#[test]
+fn graft_test_feeds_the_source_the_versions_facts_mapped_back() {
+    let directory = scratch("voting-mapped-facts").join("voting");
+    copy_dir(&root().join("examples/voting"), &directory);
+    let output = graft(&["test", &directory.to_string_lossy()]);
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    // A version's workload that drifted from the source's: request 2 asked at tick 3.
+    let version = directory.join("versions/decouple-collector/workload.facts");
+    let text = std::fs::read_to_string(&version).expect("workload");
+    assert!(text.contains("request(\"L\", 2)@2;"), "{text}");
+    std::fs::write(
+        &version,
+        text.replace("request(\"L\", 2)@2;", "request(\"L\", 2)@3;"),
+    )
+    .expect("write");
+    let output = graft(&["test", &directory.to_string_lossy()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(exit_code(&output), 1, "{}", transcript(&output));
+    assert!(
+        stdout.contains("its facts, mapped back through the justification, are not the source's"),
+        "{stdout}"
+    );
+    // `request_collector`'s copy still says tick 2: it maps back to the source's fact.
+    assert!(
+        stdout.contains("  only in the source's files:\n    (none)\n  only in this version's, mapped back:\n    request(\"L\", 2)@3;\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_quorum_change_is_verified_before_it_is_written() {
+    let directory = scratch("quorum-verified");
+    let out = directory.join("voting.graft");
+    let justification = directory.join("justification.json");
+    // QUORUM=3 keeps every `require`, but one crashed voter now blocks a decision: LDFI
+    // finds it under the bounds of examples/voting/protocol.json, and nothing is written.
+    let refused = graft(&[
+        "rewrite",
+        "examples/voting/voting.graft",
+        "--pass",
+        "quorum(QUORUM=3)",
+        "-o",
+        &out.to_string_lossy(),
+        "--justification",
+        &justification.to_string_lossy(),
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(exit_code(&refused), 1, "{}", transcript(&refused));
+    assert!(
+        stderr.contains("error[R0013]: quorum(QUORUM=3): the new version does not pass `graft verify` on examples/voting/topology.facts, examples/voting/workload.facts under EOT 5, EFF 2, crashes 1 (bounds from examples/voting/protocol.json): crash v1@2 violates post(\"L\", 1)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert!(!out.exists() && !justification.exists());
+    insta::assert_snapshot!(
+        "refused_quorum-fails-verification",
+        transcript(&refused).replace(&directory.to_string_lossy().into_owned(), "SCRATCH")
+    );
+    // An accepted change records where it was verified.
+    let accepted = graft(&[
+        "rewrite",
+        "examples/paxos/paxos.graft",
+        "--pass",
+        "quorum(Q1=3, Q2=1)",
+        "-o",
+        &directory.join("paxos.graft").to_string_lossy(),
+        "--justification",
+        &justification.to_string_lossy(),
+    ]);
+    assert_eq!(exit_code(&accepted), 0, "{}", transcript(&accepted));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&justification).expect("json"))
+            .expect("valid");
+    let verified = record["passes"][0]["verified"]
+        .as_array()
+        .expect("verified");
+    assert_eq!(verified.len(), 2, "{record}");
+    assert_eq!(verified[0]["eot"], 7);
+    assert_eq!(verified[0]["eff"], 3);
+    assert_eq!(verified[0]["symmetry"], true);
+    assert_eq!(verified[0]["bounds_from"], "examples/paxos/protocol.json");
+    assert_eq!(
+        verified[1]["facts"][1],
+        "examples/paxos/buggy/workload-concurrent.facts"
+    );
+    let names: Vec<&str> = record["passes"][0]["preconditions"]
+        .as_array()
+        .expect("preconditions")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"quorum-constant") && names.contains(&"verified"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_quorum_change_without_known_bounds_needs_them() {
+    let directory = scratch("quorum-no-bounds");
+    let program = directory.join("paxos.graft");
+    std::fs::copy(root().join("examples/paxos/paxos.graft"), &program).expect("copy");
+    let program = program.to_string_lossy().into_owned();
+    let refused = graft(&["rewrite", &program, "--pass", "quorum(Q1=3, Q2=1)"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(exit_code(&refused), 1, "{}", transcript(&refused));
+    assert!(refused.stdout.is_empty(), "nothing is printed");
+    assert!(
+        stderr.contains(
+            "a quorum change must pass `graft verify` before it is written, but no bounds are known"
+        ),
+        "{stderr}"
+    );
+    let accepted = graft(&[
+        "rewrite",
+        &program,
+        "--pass",
+        "quorum(Q1=3, Q2=1)",
+        "--facts",
+        "examples/paxos/topology.facts",
+        "--facts",
+        "examples/paxos/workload.facts",
+        "--eot",
+        "7",
+        "--eff",
+        "3",
+    ]);
+    assert_eq!(exit_code(&accepted), 0, "{}", transcript(&accepted));
+    assert!(String::from_utf8_lossy(&accepted.stdout).contains("const Q1 = 3;"));
 }

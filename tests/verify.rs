@@ -489,6 +489,155 @@ fn refinement_compares_outputs_and_reports_the_first_divergence() {
     });
 }
 
+/// The bounds of the first configuration of a protocol's `protocol.json` that applies to its
+/// versions: (workload file name, `--eot`, `--eff`, `--crashes`).
+fn version_bounds(protocol: &Path) -> (String, String, String, String) {
+    let text = std::fs::read_to_string(protocol.join("protocol.json")).expect("protocol.json");
+    let record: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let config = record["verify"]
+        .as_array()
+        .expect("verify list")
+        .iter()
+        .find(|config| config.get("program").is_none() && config["versions"] != false)
+        .expect("a configuration for the versions");
+    let workload = Path::new(config["workload"].as_str().expect("workload"))
+        .file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .into_owned();
+    let number = |field: &str| config[field].as_u64().unwrap_or(0).to_string();
+    (workload, number("eot"), number("eff"), number("crashes"))
+}
+
+#[test]
+fn refines_holds_on_every_bundled_version_with_only_its_own_files() {
+    let mut versions: Vec<PathBuf> = Vec::new();
+    for protocol in std::fs::read_dir(common::root().join("examples")).expect("examples") {
+        let directory = protocol.expect("entry").path().join("versions");
+        if let Ok(entries) = std::fs::read_dir(&directory) {
+            versions.extend(entries.map(|entry| entry.expect("entry").path()));
+        }
+    }
+    versions.sort();
+    assert!(versions.len() >= 9, "{versions:?}");
+    for version in versions {
+        let protocol = version.parent().and_then(Path::parent).expect("protocol");
+        let (workload, eot, eff, crashes) = version_bounds(protocol);
+        let files = common::files_with_extensions(&version, &["graft", "facts"]);
+        let program = files
+            .iter()
+            .find(|path| path.extension().is_some_and(|e| e == "graft"))
+            .expect("program");
+        // The version's program, its topology and the workload: nothing from the source's
+        // directory, and the default justification (the version directory's).
+        let mut args = vec!["verify".to_owned(), common::relative(program)];
+        for facts in &files {
+            let name = facts.file_name().expect("name").to_string_lossy();
+            let is_topology =
+                facts.extension().is_some_and(|e| e == "facts") && !name.starts_with("workload");
+            if is_topology || name == workload.as_str() {
+                args.extend(["--facts".to_owned(), common::relative(facts)]);
+            }
+        }
+        args.extend([
+            "--refines".to_owned(),
+            "--eot".to_owned(),
+            eot,
+            "--eff".to_owned(),
+            eff,
+            "--crashes".to_owned(),
+            crashes,
+            "--no-cache".to_owned(),
+        ]);
+        let output = graft(&args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            exit_code(&output),
+            0,
+            "{}:\n{}",
+            args.join(" "),
+            transcript(&output)
+        );
+        let justification = common::relative(&version.join("justification.json"));
+        assert!(
+            stdout.contains(&format!("(justification {justification})")),
+            "the default justification is the version directory's:\n{stdout}"
+        );
+        assert!(
+            stdout.contains("same outputs at every tick")
+                || stdout.contains("same outputs eventually")
+                || stdout.contains("outputs not compared"),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("divergence"), "{stdout}");
+        assert!(stdout.contains("verdict: certified"), "{stdout}");
+    }
+}
+
+#[test]
+fn refines_still_catches_a_version_that_does_not_refine() {
+    // The partitioned voting version, edited after the rewrite to reject on one no vote.
+    let directory = scratch("not-refining");
+    let stored = common::root().join("examples/voting/versions/partition-leader");
+    for entry in std::fs::read_dir(&stored).expect("version") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, directory.join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let program = directory.join("voting.graft");
+    let text = std::fs::read_to_string(&program).expect("program");
+    assert!(text.contains("K > N - QUORUM"), "{text}");
+    std::fs::write(&program, text.replace("K > N - QUORUM", "K >= N - QUORUM")).expect("write");
+    let output = graft(&[
+        "verify",
+        &program.to_string_lossy(),
+        "--facts",
+        &directory.join("topology.facts").to_string_lossy(),
+        "--facts",
+        &directory.join("workload-split.facts").to_string_lossy(),
+        "--refines",
+        "--eot",
+        "5",
+        "--no-cache",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(exit_code(&output), 1, "{}", transcript(&output));
+    assert!(stdout.contains("edited after the rewrite"), "{stdout}");
+    assert!(
+        stdout.contains("first divergence under no faults: `decided`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("only in the new version: decided(\"L\", 1, false)"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[test]
+fn refines_with_the_sources_facts_says_which_facts_are_missing() {
+    let version = "examples/voting/versions/decouple-collector";
+    let output = graft(&[
+        "verify",
+        &format!("{version}/voting.graft"),
+        "--facts",
+        "examples/voting/topology.facts",
+        "--facts",
+        "examples/voting/workload.facts",
+        "--refines",
+        "--eot",
+        "5",
+        "--no-cache",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(exit_code(&output), 1, "{}", transcript(&output));
+    assert!(
+        stdout.contains("note: the inputs `request_collector`, `collector_at`, `collector_self` that `decouple(leader"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn explain_diff_lists_changed_supports() {
     let output = graft(&[

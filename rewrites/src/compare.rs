@@ -39,6 +39,35 @@ pub fn map_back(justification: &Justification, facts: &[OutputFact]) -> Vec<Outp
         .collect()
 }
 
+/// The one rule for which facts feed which version: the source version runs on the
+/// rewritten version's facts *mapped back*. A fact of a relation that maps back to a relation
+/// a pass added rather than to a source relation (a routing table, a sibling list: facts the
+/// rewrite generated) is dropped; every other fact gets its relation's source name (`relation_map`) and every value
+/// that is a new node becomes the node it replaces (`node_map`), so copies of one source fact
+/// (an input copied to a new role, a fact copied to every partition) become that fact again.
+/// The result is sorted and without duplicates. `graft test` and `graft verify --refines` both
+/// feed the source with it, so the version's own facts files are all a user needs.
+pub fn source_facts(justification: &Justification, facts: &[OutputFact]) -> Vec<OutputFact> {
+    let added: BTreeSet<&str> = justification
+        .passes
+        .iter()
+        .flat_map(|pass| pass.added_relations.iter().map(String::as_str))
+        .collect();
+    // Generated: its relation, mapped back, is one a pass added (not a source relation).
+    let kept: Vec<OutputFact> = facts
+        .iter()
+        .filter(|(relation, _, _)| {
+            let source = justification
+                .relation_map
+                .get(relation)
+                .map_or(relation.as_str(), String::as_str);
+            !added.contains(source)
+        })
+        .cloned()
+        .collect();
+    map_back(justification, &kept)
+}
+
 /// What differs between two runs' outputs, as lines `rel(values)@tick;` (or without the tick
 /// for an eventual comparison): those only the source has, and those only the new version has.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -109,6 +138,14 @@ pub fn compare(
         }
     }
     divergence
+}
+
+/// Facts as lines `rel(values)@tick;`.
+pub fn render_facts(facts: &[OutputFact]) -> String {
+    facts
+        .iter()
+        .map(|(relation, values, tick)| format!("{}\n", render(relation, values, Some(*tick))))
+        .collect()
 }
 
 /// Groups facts by relation, for messages.

@@ -102,6 +102,29 @@ pub struct PassRecord {
     /// What the pass assumed and `graft test` checks (absent when nothing was assumed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assumptions: Vec<Assumption>,
+    /// Where `graft verify` certified the new version before it was written (quorum changes;
+    /// absent otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verified: Vec<VerifiedUnder>,
+}
+
+/// One verification a rewrite passed before its output was written: the facts, the bounds and
+/// where they came from, and the executions LDFI ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedUnder {
+    /// The source's facts files (rewritten for the new version before the search).
+    pub facts: Vec<String>,
+    pub eot: u64,
+    pub eff: u64,
+    pub crashes: usize,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub symmetry: bool,
+    /// The complete node set, when the configuration gives one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// Where the bounds come from (`examples/paxos/protocol.json`, or `--eot`).
+    pub bounds_from: String,
+    pub executions: u64,
 }
 
 /// The record of a whole `graft rewrite` invocation.

@@ -105,6 +105,8 @@ pub const PRECONDITIONS: &[(&str, &str)] = &[
     ("constant-not-int", "R0006"),
     ("requirement-violated", "R0010"),
     ("unknown-member", "R0011"),
+    ("not-a-quorum", "R0012"),
+    ("not-verified", "R0013"),
     ("not-a-channel", "R0020"),
     ("consumer-not-monotone", "R0021"),
     ("consumer-joins-ephemeral", "R0022"),

@@ -521,9 +521,12 @@ batch(CHANNEL, ticks=T, size=S)
       size     also flush once at least S distinct tuples are buffered (optional)
 
 quorum(NAME=VALUE, ..., add=ROLE:NODE, remove=ROLE:NODE)
-    Change integer constants (quorum sizes, N) and the membership of a role. Every `require`
-    of the program must still hold with the new values (for example Flexible Paxos's
-    `require Q1 + Q2 > N`); a change that breaks one is refused, naming it. An added member
-    gets a copy of the facts of the role's first member; a removed member's facts are dropped.
+    Change quorum constants (a count is compared against them, or a `require` relates them
+    to one) and the membership of a role; any other constant (a timer) is refused. Every
+    `require` of the program must still hold with the new values (for example Flexible
+    Paxos's `require Q1 + Q2 > N`); a change that breaks one is refused, naming it. An added
+    member gets a copy of the facts of the role's first member; a removed member's facts are
+    dropped. The new version must pass `graft verify` under the bounds of its protocol.json
+    (or --facts with --eot) before it is written.
 "
 }

@@ -51,6 +51,17 @@ pub struct RewriteArgs {
     /// Describe every pass and its parameters.
     #[arg(long)]
     pub list: bool,
+    /// A quorum change is verified before it is written: the end of time to verify it under on
+    /// the --facts workload, when the program's protocol directory records no bounds
+    /// (`protocol.json`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub eot: Option<u64>,
+    /// With --eot: the end of finite failures.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub eff: u64,
+    /// With --eot: the most nodes that may crash.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub crashes: usize,
 }
 
 pub fn run(context: &Context, args: &RewriteArgs) -> anyhow::Result<Outcome> {
@@ -159,6 +170,75 @@ pub fn run(context: &Context, args: &RewriteArgs) -> anyhow::Result<Outcome> {
         }
         new_facts.extend(facts);
     }
+    // A quorum change proves itself: the new version must pass `graft verify` on its
+    // invariants under the source's bounds before anything is written.
+    let mut rewritten = rewritten;
+    if passes
+        .iter()
+        .any(|pass| matches!(pass, graft_rewrites::PassSpec::Quorum { .. }))
+    {
+        match verify_quorum_change(args, &checked, &source, &passes, &rewritten)? {
+            Ok(verified) => {
+                for (pass, spec) in rewritten.justification.passes.iter_mut().zip(&passes) {
+                    if !matches!(spec, graft_rewrites::PassSpec::Quorum { .. }) {
+                        continue;
+                    }
+                    for under in &verified {
+                        pass.preconditions.push(graft_rewrites::justification::Discharged {
+                            name: "verified".to_owned(),
+                            evidence: format!(
+                                "`graft verify` certified the new version on {} under EOT {}, EFF {}, crashes {}{} ({} executions; bounds from {})",
+                                under.facts.join(", "),
+                                under.eot,
+                                under.eff,
+                                under.crashes,
+                                if under.symmetry { ", symmetry" } else { "" },
+                                under.executions,
+                                under.bounds_from
+                            ),
+                        });
+                    }
+                    pass.verified.clone_from(&verified);
+                }
+            }
+            Err((reason, suggestion)) => {
+                // Rendered like every refusal: a diagnostic at the first constant changed.
+                let span = passes
+                    .iter()
+                    .find_map(|pass| match pass {
+                        graft_rewrites::PassSpec::Quorum { constants, .. } => {
+                            constants.first().and_then(|(name, _)| {
+                                checked
+                                    .program
+                                    .const_by_name(name)
+                                    .map(|id| checked.program.consts[id.index()].span)
+                            })
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let request = passes
+                    .iter()
+                    .map(graft_rewrites::PassSpec::text)
+                    .collect::<Vec<_>>()
+                    .join(" then ");
+                let refusal = graft_rewrites::Refusal::single(
+                    request.clone(),
+                    graft_rewrites::FailedPrecondition::new(
+                        "not-verified",
+                        reason,
+                        span,
+                        suggestion,
+                    ),
+                );
+                render::emit_diagnostics(&loaded.sources, &refusal.to_diagnostics(), context.color);
+                eprintln!(
+                    "refused: `{request}` does not apply: 1 failed precondition(s): not-verified; nothing was written"
+                );
+                return Ok(Outcome::ProgramErrors);
+            }
+        }
+    }
     if args.cost {
         let before = cost_of(&checked, &ir_facts)?;
         let after = cost_of(&rewritten.checked, &new_facts)?;
@@ -207,6 +287,219 @@ pub fn run(context: &Context, args: &RewriteArgs) -> anyhow::Result<Outcome> {
         .collect();
     eprintln!("applied: {}", case.join(", "));
     Ok(Outcome::Success)
+}
+
+/// The configurations a quorum change of `source` is verified under: those of the protocol
+/// directory's `protocol.json` that apply to the source program and expect it certified (a
+/// known counterexample of the source is not asked of the new version), or `--facts` with
+/// `--eot`. Each is (facts files, configuration, where the bounds come from).
+fn quorum_configurations(
+    args: &RewriteArgs,
+) -> anyhow::Result<Vec<(Vec<String>, crate::protocol::VerifyConfig, String)>> {
+    let Some(first) = args.files.first() else {
+        return Ok(Vec::new());
+    };
+    let program = Path::new(first);
+    let directory = program.parent().unwrap_or(Path::new(""));
+    let directory = if directory.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        directory
+    };
+    let mut roots = vec![directory.to_path_buf()];
+    if directory
+        .parent()
+        .is_some_and(|parent| parent.file_name().is_some_and(|name| name == "versions"))
+        && let Some(root) = directory.parent().and_then(Path::parent)
+    {
+        roots.push(root.to_path_buf());
+    }
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    let mut found = Vec::new();
+    if args.files.len() == 1 {
+        for root in roots {
+            if !root.join("protocol.json").is_file() {
+                continue;
+            }
+            let record = crate::protocol::display(&root.join("protocol.json"));
+            for job in crate::protocol::verify_jobs(&root)? {
+                if same(&job.program, program)
+                    && job.config.expect == crate::protocol::Expectation::Certified
+                    && job.missing.is_none()
+                {
+                    let facts = job
+                        .facts
+                        .iter()
+                        .map(|path| crate::protocol::display(path))
+                        .collect();
+                    found.push((facts, job.config.clone(), record.clone()));
+                }
+            }
+        }
+    }
+    if found.is_empty()
+        && let Some(eot) = args.eot
+    {
+        if args.facts.is_empty() {
+            bail!("--eot verifies a quorum change on the --facts workload: give --facts FILE");
+        }
+        found.push((
+            args.facts.clone(),
+            crate::protocol::VerifyConfig {
+                program: None,
+                workload: args.facts.last().cloned().unwrap_or_default(),
+                eot,
+                eff: args.eff,
+                crashes: args.crashes,
+                max_delay: 0,
+                nodes: Vec::new(),
+                symmetry: false,
+                versions: true,
+                expect: crate::protocol::Expectation::Certified,
+                note: None,
+            },
+            "--eot, --eff and --crashes".to_owned(),
+        ));
+    }
+    Ok(found)
+}
+
+/// Verifies the output of a rewrite that changes a quorum under every configuration of
+/// [`quorum_configurations`]: `Ok` with what was certified, or `Err` with why it is refused
+/// (a counterexample with its faults and violated invariants, an inconclusive search, or no
+/// bounds to verify under).
+fn verify_quorum_change(
+    args: &RewriteArgs,
+    checked: &Checked,
+    source: &SourceRef,
+    passes: &[graft_rewrites::PassSpec],
+    rewritten: &graft_rewrites::Rewritten,
+) -> anyhow::Result<Result<Vec<graft_rewrites::justification::VerifiedUnder>, (String, String)>> {
+    const UNSAFE: &str = "a quorum change must keep the protocol correct under the bounds it is verified under: choose other values, or copy the program with the new values and run `graft verify` on it under the same bounds to see the counterexample's diagrams";
+    let configurations = quorum_configurations(args)?;
+    if configurations.is_empty() {
+        return Ok(Err((format!(
+            "a quorum change must pass `graft verify` before it is written, but no bounds are known for `{}`: keep it in a protocol directory whose protocol.json records verification configurations, or give the workload with --facts and the bounds with --eot N [--eff N] [--crashes N]",
+            args.files.join(" ")
+        ), "record the bounds the protocol is verified under in its protocol.json (docs/verification.md), or give them to `graft rewrite`".to_owned())));
+    }
+    let mut verified = Vec::new();
+    for (facts, config, bounds_from) in configurations {
+        // The configuration's facts, rewritten for the new version as `--facts-out` would.
+        let mut sources = graft_language::span::SourceMap::new();
+        let workload = crate::load::load_facts(&mut sources, &facts)?;
+        let (_, diagnostics) = graft_compiler::check_facts(&checked.program, &workload.files);
+        if diagnostics.iter().any(Diagnostic::is_error) {
+            return Ok(Err((
+                format!(
+                    "the change must be verified on {}, but those facts do not fit the source: {}",
+                    facts.join(", "),
+                    render::diagnostics_to_string(&sources, &diagnostics)
+                ),
+                "fix the configuration's facts files".to_owned(),
+            )));
+        }
+        let files: Vec<FactsFile> = facts
+            .iter()
+            .zip(&workload.files)
+            .map(|(name, file)| {
+                let (checked_facts, _) =
+                    graft_compiler::check_facts(&checked.program, std::slice::from_ref(file));
+                FactsFile {
+                    name: name.clone(),
+                    facts: checked_facts
+                        .iter()
+                        .map(|fact| graft_rewrites::draft::fact_of(&checked.program, fact))
+                        .collect(),
+                    generated: Vec::new(),
+                }
+            })
+            .collect();
+        let again = graft_rewrites::rewrite(checked, source, files, passes)
+            .map_err(|_| anyhow::anyhow!("internal error: the rewrite did not apply again to the verification's facts (a bug in graft)"))?;
+        let mut new_sources = graft_language::span::SourceMap::new();
+        let mut new_facts = Vec::new();
+        for file in &again.facts {
+            let text = file.print();
+            let id = new_sources.add(file.name.clone(), text.clone());
+            let parsed = graft_language::parse(id, &text);
+            let (checked_facts, _) =
+                graft_compiler::check_facts(&rewritten.checked.program, &[parsed.file]);
+            new_facts.extend(checked_facts);
+        }
+        let bounds = graft_verify::Bounds {
+            eot: config.eot,
+            eff: config.eff,
+            crashes: config.crashes,
+            max_delay: config.max_delay,
+        };
+        let nodes: BTreeSet<String> = config.nodes.iter().cloned().collect();
+        let verifier = if nodes.is_empty() {
+            graft_verify::Verifier::new(&rewritten.checked, new_facts, nodes, bounds)?
+        } else {
+            graft_verify::Verifier::with_exact_nodes(&rewritten.checked, new_facts, nodes, bounds)?
+        };
+        let options = graft_verify::SearchOptions {
+            all: false,
+            max_executions: 10_000,
+            replay: Vec::new(),
+            symmetry: config.symmetry,
+        };
+        let search = verifier.ldfi(&options, &mut |_| {})?;
+        let where_ = format!(
+            "on {} under EOT {}, EFF {}, crashes {}{} (bounds from {bounds_from})",
+            facts.join(", "),
+            config.eot,
+            config.eff,
+            config.crashes,
+            if config.symmetry { ", symmetry" } else { "" }
+        );
+        match search.verdict {
+            graft_verify::Verdict::Certified => {
+                verified.push(graft_rewrites::justification::VerifiedUnder {
+                    facts: facts.clone(),
+                    eot: config.eot,
+                    eff: config.eff,
+                    crashes: config.crashes,
+                    symmetry: config.symmetry,
+                    nodes: config.nodes.clone(),
+                    bounds_from,
+                    executions: search.executions,
+                })
+            }
+            graft_verify::Verdict::Counterexample => {
+                let report = graft_verify::report::Report::new(
+                    "ldfi",
+                    &search,
+                    verifier.fault_space().to_string(),
+                    verifier.bounds,
+                    verifier.nodes().to_vec(),
+                );
+                return Ok(Err((
+                    format!(
+                        "the new version does not pass `graft verify` {where_}: {} (LDFI's execution {})",
+                        crate::commands::verify::first_counterexample(&report),
+                        search
+                            .counterexamples
+                            .first()
+                            .map_or(0, |found| found.iteration)
+                    ),
+                    UNSAFE.to_owned(),
+                )));
+            }
+            graft_verify::Verdict::Inconclusive => {
+                return Ok(Err((format!(
+                    "the new version could not be verified {where_}: the search was inconclusive ({}) after {} executions",
+                    search.limit.clone().unwrap_or_default(),
+                    search.executions
+                ), "lower the bounds in protocol.json, or verify the new version separately with a larger --max-executions".to_owned())));
+            }
+        }
+    }
+    Ok(Ok(verified))
 }
 
 /// Work per node of one run.

@@ -23,9 +23,18 @@ use graft_rewrites::compare::{self, OutputFact};
 use graft_rewrites::justification::Assumption;
 
 use crate::commands::fmt::write_atomically;
+use crate::load::FactsText;
 use crate::progress::{self, ProgressLine, SharedProgress};
 use crate::protocol::{self, Version, display, facts_of};
 use crate::{Context, Outcome, load, render};
+
+/// Paths as strings.
+fn paths(files: &[PathBuf]) -> Vec<String> {
+    files
+        .iter()
+        .map(|path| path.to_string_lossy().into_owned())
+        .collect()
+}
 
 #[derive(Args, Debug)]
 pub struct TestArgs {
@@ -116,18 +125,16 @@ fn key_violations(
     violations
 }
 
+/// Runs a version on facts (its own files, or the facts mapped back for a source version)
+/// until quiescence, as `graft test` does.
 pub fn run_version(
     program: &Path,
-    facts: &[PathBuf],
+    facts: &[FactsText],
     assumptions: &[Assumption],
 ) -> anyhow::Result<Result<Outputs, String>> {
     let mut loaded = load::load(&[program.to_string_lossy().into_owned()])?;
     let checked = graft_compiler::check(&loaded.sources, &loaded.files);
-    let names: Vec<String> = facts
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    let workload = load::load_facts(&mut loaded.sources, &names)?;
+    let workload = load::parse_facts(&mut loaded.sources, facts);
     let mut diagnostics: Vec<Diagnostic> = loaded.diagnostics.clone();
     diagnostics.extend(checked.diagnostics.iter().cloned());
     diagnostics.extend(workload.diagnostics);
@@ -317,7 +324,11 @@ pub fn test_protocol(root: &Path, mode: SnapshotMode) -> anyhow::Result<Protocol
             result.runs += 1;
             let label = format!("{} on {workload}", display(&version.program));
             let assumptions = assumptions_of(version.justification.as_ref());
-            let outputs = run_version(&version.program, files, &assumptions)?;
+            let outputs = run_version(
+                &version.program,
+                &load::read_facts(&paths(files))?,
+                &assumptions,
+            )?;
             let outputs = match outputs {
                 Ok(outputs) => outputs,
                 Err(rendered) => {
@@ -444,44 +455,93 @@ pub fn test_protocol(root: &Path, mode: SnapshotMode) -> anyhow::Result<Protocol
                 continue;
             };
             let parent_version = &versions[parent];
-            let key = (parent, workload.clone(), format!("{assumptions:?}"));
-            if !cache.contains_key(&key) {
-                let (parent_topology, parent_workloads) = facts_of(&parent_version.directory)?;
-                let mut parent_files = parent_topology;
-                if workload != "default" {
-                    match parent_workloads.iter().find(|w| {
-                        w.file_stem()
-                            .is_some_and(|s| s.to_string_lossy() == workload.as_str())
-                    }) {
-                        Some(found) => parent_files.push(found.clone()),
-                        None => {
-                            result.push(
-                                index,
-                                workload,
-                                false,
-                                format!("{workload}: the source version has no such workload"),
-                                format!(
-                                    "FAIL {label}: the source version has no workload `{workload}`"
-                                ),
-                            );
-                            continue;
-                        }
-                    }
+            // The source runs on this version's facts mapped back (the one rule, shared with
+            // `graft verify --refines`); they must be the source's own workload.
+            let key = (index, workload.clone(), format!("{assumptions:?}"));
+            let version_files = paths(files);
+            let mapped = protocol::source_facts(
+                justification,
+                &[version.program.to_string_lossy().into_owned()],
+                &version_files,
+            )?;
+            let mapped = match mapped {
+                Ok(mapped) => mapped,
+                Err(rendered) => {
+                    result.push(
+                        index,
+                        workload,
+                        false,
+                        format!("{workload}: the facts do not check"),
+                        format!("FAIL {label}: the facts do not check\n{rendered}"),
+                    );
+                    continue;
                 }
-                cache.insert(
-                    key.clone(),
-                    run_version(&parent_version.program, &parent_files, &assumptions)?,
-                );
+            };
+            let (parent_topology, parent_workloads) = facts_of(&parent_version.directory)?;
+            // Compared with the source's own files when it has this workload (a workload
+            // only the version has still runs the source on its facts mapped back).
+            let mut parent_files = parent_topology;
+            let own_workload = parent_workloads.iter().find(|w| {
+                w.file_stem()
+                    .is_some_and(|s| s.to_string_lossy() == workload.as_str())
+            });
+            if let Some(found) = own_workload {
+                parent_files.push(found.clone());
             }
-            let Some(Ok(parent_outputs)) = cache.get(&key) else {
+            let parent_program = [parent_version.program.to_string_lossy().into_owned()];
+            let own = if own_workload.is_some() || workload == "default" {
+                protocol::facts_set(&parent_program, &load::read_facts(&paths(&parent_files))?)?
+            } else {
+                None
+            };
+            let fed = protocol::facts_set(&parent_program, &mapped)?;
+            if let (Some(own), Some(fed)) = (&own, &fed)
+                && own != fed
+            {
+                let lines = |a: &std::collections::BTreeSet<String>,
+                             b: &std::collections::BTreeSet<String>| {
+                    let lines: String = a.difference(b).map(|l| format!("    {l}\n")).collect();
+                    if lines.is_empty() {
+                        "    (none)\n".to_owned()
+                    } else {
+                        lines
+                    }
+                };
                 result.push(
                     index,
                     workload,
                     false,
-                    "its source version does not run".to_owned(),
-                    format!("FAIL {label}: its source version does not run"),
+                    format!("{workload}: its facts do not map back to the source's"),
+                    format!(
+                        "FAIL {label}: its facts, mapped back through the justification, are not the source's ({}):\n  only in the source's files:\n{}  only in this version's, mapped back:\n{}  derive this version's facts again (`graft rewrite ... --facts-out`)",
+                        parent_files.iter().map(|f| display(f)).collect::<Vec<_>>().join(", "),
+                        lines(own, fed),
+                        lines(fed, own),
+                    ),
                 );
                 continue;
+            }
+            if !cache.contains_key(&key) {
+                cache.insert(
+                    key.clone(),
+                    run_version(&parent_version.program, &mapped, &assumptions)?,
+                );
+            }
+            let parent_outputs = match cache.get(&key) {
+                Some(Ok(outputs)) => outputs,
+                Some(Err(rendered)) => {
+                    result.push(
+                        index,
+                        workload,
+                        false,
+                        "its source version does not run".to_owned(),
+                        format!(
+                            "FAIL {label}: its source version does not run on this version's facts mapped back\n{rendered}"
+                        ),
+                    );
+                    continue;
+                }
+                None => continue,
             };
             if !parent_outputs.violations.is_empty() {
                 for violation in &parent_outputs.violations {

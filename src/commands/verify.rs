@@ -20,6 +20,9 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
+use graft_rewrites::Justification;
+use graft_rewrites::compare;
+use graft_rewrites::justification::Comparison;
 use graft_verify::diagram::{LineageGraph, spacetime_svg};
 use graft_verify::refine::{self, Mapping};
 use graft_verify::report::{RandomSummary, Report};
@@ -94,12 +97,14 @@ pub struct VerifyArgs {
     #[arg(long, value_enum, default_value_t = VerifyFormat::Text)]
     pub format: VerifyFormat,
     /// Check that this version refines OLD (its files; defaults to the source named in the
-    /// program's rewrite header): same outputs on the same workloads and on the fault schedules
-    /// explored for OLD; then verify it, replaying OLD's counterexamples and fault sets first.
+    /// program's rewrite header): OLD runs on the --facts mapped back through the
+    /// justification, and the outputs compare as it promises (every tick on the fault
+    /// schedules explored for OLD, eventually, or not for a quorum change); then verify it,
+    /// replaying OLD's counterexamples and fault sets first.
     #[arg(long, value_name = "OLD", num_args = 0..)]
     pub refines: Option<Vec<String>>,
-    /// The justification record of the rewrite (relation and node maps) for --refines; by
-    /// default `NEW.justification.json` beside the new program, if it exists.
+    /// The justification record of the rewrite (relation and node maps, generated facts) for
+    /// --refines; by default `justification.json` in the new program's directory, if it exists.
     #[arg(long, value_name = "FILE")]
     pub justification: Option<String>,
     /// List which supports of the `post` facts the rewrite from OLD to NEW added or removed.
@@ -282,6 +287,18 @@ fn prepare(
     args: &VerifyArgs,
     exact_nodes: bool,
 ) -> anyhow::Result<Option<Prepared>> {
+    prepare_with(context, files, args, exact_nodes, None)
+}
+
+/// [`prepare`], with the facts given as texts (a source version's facts mapped back) instead
+/// of `--facts`.
+fn prepare_with(
+    context: &Context,
+    files: &[String],
+    args: &VerifyArgs,
+    exact_nodes: bool,
+    facts_texts: Option<&[crate::load::FactsText]>,
+) -> anyhow::Result<Option<Prepared>> {
     let options = RunOptions {
         files: files.to_vec(),
         facts: args.facts.clone(),
@@ -293,7 +310,11 @@ fn prepare(
         delays: Vec::new(),
         crash_model: CrashModelArg::Molly,
     };
-    let Loaded::Ready(loaded) = program::load_and_check(context, &options)? else {
+    let loaded = match facts_texts {
+        Some(texts) => program::load_and_check_with(context, &options, texts)?,
+        None => program::load_and_check(context, &options)?,
+    };
+    let Loaded::Ready(loaded) = loaded else {
         return Ok(None);
     };
     if !loaded.warnings.is_empty() && !context.quiet {
@@ -569,11 +590,57 @@ pub fn verify_files(
         } else {
             old_files.clone()
         };
-        let Some(old) = prepare(context, &old_files, args, false)? else {
+        let record = justification_for(args)?;
+        // The one rule: the source runs on the new version's facts mapped back through the
+        // justification (without one, on the same facts).
+        let mapped_facts = match &record {
+            Some((_, justification)) => {
+                match crate::protocol::source_facts(justification, &args.files, &args.facts)? {
+                    Ok(texts) => Some(texts),
+                    Err(rendered) => {
+                        eprint!("{rendered}");
+                        return Ok(None);
+                    }
+                }
+            }
+            None => None,
+        };
+        let Some(old) = prepare_with(context, &old_files, args, false, mapped_facts.as_deref())?
+        else {
             return Ok(None);
         };
-        let (mapping, mapping_source) = mapping_for(args, &old.verifier, verifier)?;
-        // Schedules explored for OLD: from its cache, or by verifying it now.
+        let (mapping, mapping_source) = mapping_for(record.as_ref(), &old.verifier, verifier)?;
+        if let Some((path, justification)) = &record {
+            let hash = files_hash(&args.files)?;
+            if hash != justification.output_hash {
+                let _ = writeln!(
+                    refinement_text,
+                    "note: {} records the output {}, but {} hashes to {hash}: the version was edited after the rewrite",
+                    path.display(),
+                    justification.output_hash,
+                    args.files.join(" ")
+                );
+            }
+            let source_hash = files_hash(&old_files)?;
+            if source_hash != justification.source.hash {
+                let _ = writeln!(
+                    refinement_text,
+                    "note: {} was derived from {} ({}), but {} hashes to {source_hash}: the source changed since the rewrite",
+                    path.display(),
+                    justification.source.files.join(" "),
+                    justification.source.hash,
+                    old_files.join(" ")
+                );
+            }
+            for hint in missing_generated_facts(justification, verifier) {
+                let _ = writeln!(refinement_text, "note: {hint}");
+            }
+        }
+        let comparison_mode = record
+            .as_ref()
+            .map_or(Comparison::PerTick, |(_, j)| j.comparison);
+        // Schedules explored for OLD: from its cache, or by verifying it now (only to compare
+        // outputs on them: for an eventual comparison or none, the cache's are replayed).
         let old_cache_dir = cache_directory(args, &old_files);
         let old_cache = read_cache(old_cache_dir.as_deref(), &old.version);
         let mut schedules: Vec<FaultSet> = Vec::new();
@@ -582,7 +649,7 @@ pub fn verify_files(
             old_known.extend(entry.counterexamples.iter().cloned());
             schedules.extend(entry.counterexamples.iter().cloned());
             schedules.extend(entry.explored.iter().cloned());
-        } else {
+        } else if comparison_mode == Comparison::PerTick {
             let options = SearchOptions {
                 all: true,
                 max_executions: args.max_executions,
@@ -608,20 +675,62 @@ pub fn verify_files(
                 );
             }
         }
-        let comparison = refine::compare(&old.verifier, verifier, &mapping, &schedules)?;
-        let _ = writeln!(
-            refinement_text,
-            "refines {} ({mapping_source}): compared {} relation(s) on {} fault schedule(s)",
-            old_files.join(" "),
-            mapping.relations.len(),
-            comparison.schedules
-        );
+        let comparison = match comparison_mode {
+            Comparison::PerTick => {
+                let comparison = refine::compare(&old.verifier, verifier, &mapping, &schedules)?;
+                let _ = writeln!(
+                    refinement_text,
+                    "refines {} ({mapping_source}): compared {} relation(s) on {} fault schedule(s)",
+                    old_files.join(" "),
+                    mapping.relations.len(),
+                    comparison.schedules
+                );
+                comparison
+            }
+            Comparison::Eventual => {
+                let _ = writeln!(
+                    refinement_text,
+                    "refines {} ({mapping_source}): the rewrite promises the same outputs eventually (it delays messages, so fault schedules do not carry over tick by tick): compared the outputs ever held and at the last tick, on the failure-free runs until quiescence, as `graft test` does",
+                    old_files.join(" "),
+                );
+                eventual_comparison(args, &old_files, mapped_facts.as_deref(), record.as_ref())?
+            }
+            Comparison::None => {
+                let _ = writeln!(
+                    refinement_text,
+                    "refines {} ({mapping_source}): outputs not compared: the rewrite may change them (a quorum change); the invariants are verified below",
+                    old_files.join(" "),
+                );
+                refine::Comparison {
+                    schedules: 0,
+                    divergence: None,
+                }
+            }
+        };
         match &comparison.divergence {
-            None => {
-                let _ = writeln!(refinement_text, "  same outputs at every tick");
+            None if comparison_mode == Comparison::None => {
                 refinement_json = serde_json::json!({
                     "old": old_files,
                     "mapping": mapping_source,
+                    "comparison": "none",
+                    "schedules": 0,
+                    "divergence": null,
+                });
+            }
+            None => {
+                let _ = writeln!(
+                    refinement_text,
+                    "  {}",
+                    if comparison_mode == Comparison::Eventual {
+                        "same outputs eventually"
+                    } else {
+                        "same outputs at every tick"
+                    }
+                );
+                refinement_json = serde_json::json!({
+                    "old": old_files,
+                    "mapping": mapping_source,
+                    "comparison": comparison_name(comparison_mode),
                     "schedules": comparison.schedules,
                     "divergence": null,
                 });
@@ -650,6 +759,7 @@ pub fn verify_files(
                 refinement_json = serde_json::json!({
                     "old": old_files,
                     "mapping": mapping_source,
+                    "comparison": comparison_name(comparison_mode),
                     "schedules": comparison.schedules,
                     "divergence": {
                         "drops": divergence.faults.drops,
@@ -802,45 +912,151 @@ fn header_source(files: &[String]) -> anyhow::Result<Vec<String>> {
     )
 }
 
-/// The relation and node mapping: from the justification record when there is one, else the
-/// identity on names. Returns the mapping and a description of where it came from.
-fn mapping_for(
-    args: &VerifyArgs,
-    old: &Verifier,
-    new: &Verifier,
-) -> anyhow::Result<(Mapping, String)> {
+/// The justification record for `--refines`: `--justification FILE`, or by default the
+/// `justification.json` in the new version's directory (where `graft rewrite` and the protocol
+/// layout put it), when there is one. Returns its path and the record.
+fn justification_for(args: &VerifyArgs) -> anyhow::Result<Option<(PathBuf, Justification)>> {
     let default_path = args.files.first().map(|first| {
-        let path = Path::new(first);
-        path.with_extension("justification.json")
+        Path::new(first)
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join("justification.json")
     });
     let path = match &args.justification {
         Some(path) => Some(PathBuf::from(path)),
-        None => default_path.filter(|path| path.exists()),
+        None => default_path.filter(|path| path.is_file()),
     };
-    if let Some(path) = path {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read `{}`", path.display()))?;
-        let record: serde_json::Value = serde_json::from_str(&text)
-            .with_context(|| format!("`{}` is not a justification record", path.display()))?;
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let record: Justification = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "`{}` is not a justification record (see docs/rewrites.md)",
+            path.display()
+        )
+    })?;
+    Ok(Some((path, record)))
+}
+
+fn comparison_name(comparison: Comparison) -> &'static str {
+    match comparison {
+        Comparison::PerTick => "per-tick",
+        Comparison::Eventual => "eventual",
+        Comparison::None => "none",
+    }
+}
+
+/// Inputs of the new version that a pass added (routing tables and the like) but that the given
+/// facts leave empty: the facts are probably the source's, not the version's own.
+fn missing_generated_facts(justification: &Justification, new: &Verifier) -> Vec<String> {
+    let program = new.program();
+    let given: BTreeSet<graft_compiler::ir::RelId> =
+        new.facts().iter().map(|fact| fact.rel).collect();
+    let mut hints = Vec::new();
+    for pass in &justification.passes {
+        let empty: Vec<String> = pass
+            .added_relations
+            .iter()
+            .filter(|name| {
+                program
+                    .relation_by_name(name)
+                    .is_some_and(|rel| program.relation(rel).input && !given.contains(&rel))
+            })
+            .map(|name| format!("`{name}`"))
+            .collect();
+        if !empty.is_empty() {
+            hints.push(format!(
+                "the inputs {} that `{}` added have no facts: give the version's own facts files (from its directory), not the source's",
+                empty.join(", "),
+                pass.request
+            ));
+        }
+    }
+    hints
+}
+
+/// The eventual comparison of `graft test` on the failure-free runs until quiescence: the new
+/// version on `--facts`, the source on the same facts mapped back.
+fn eventual_comparison(
+    args: &VerifyArgs,
+    old_files: &[String],
+    mapped: Option<&[crate::load::FactsText]>,
+    record: Option<&(PathBuf, Justification)>,
+) -> anyhow::Result<refine::Comparison> {
+    let [new_program] = args.files.as_slice() else {
+        bail!("an eventual comparison needs the new version as one program file");
+    };
+    let [old_program] = old_files else {
+        bail!("an eventual comparison needs the old version as one program file");
+    };
+    let Some((_, justification)) = record else {
+        bail!("an eventual comparison needs the rewrite's justification record");
+    };
+    let new_facts = crate::load::read_facts(&args.facts)?;
+    let old_facts = mapped.map_or_else(|| new_facts.clone(), <[_]>::to_vec);
+    let new_run = crate::commands::test::run_version(Path::new(new_program), &new_facts, &[])?;
+    let old_run = crate::commands::test::run_version(Path::new(old_program), &old_facts, &[])?;
+    let (new_run, old_run) = match (new_run, old_run) {
+        (Ok(new_run), Ok(old_run)) => (new_run, old_run),
+        (Err(rendered), _) | (_, Err(rendered)) => bail!("{rendered}"),
+    };
+    let mapped_new = compare::map_back(justification, &new_run.facts);
+    let divergence = compare::compare(
+        Comparison::Eventual,
+        &old_run.facts,
+        &mapped_new,
+        old_run.last_tick,
+        new_run.last_tick,
+    );
+    if divergence.is_empty() {
+        return Ok(refine::Comparison {
+            schedules: 1,
+            divergence: None,
+        });
+    }
+    Ok(refine::Comparison {
+        schedules: 1,
+        divergence: Some(refine::Divergence {
+            faults: FaultSet::default(),
+            tick: old_run.last_tick.max(new_run.last_tick),
+            relation: "outputs (eventual)".to_owned(),
+            only_old: divergence.only_source,
+            only_new: divergence.only_new,
+            old_trace: old_run.text,
+            new_trace: compare::render_facts(&mapped_new),
+        }),
+    })
+}
+
+/// The relation and node mapping: from the justification record when there is one, else the
+/// identity on names. Returns the mapping and a description of where it came from.
+fn mapping_for(
+    record: Option<&(PathBuf, Justification)>,
+    old: &Verifier,
+    new: &Verifier,
+) -> anyhow::Result<(Mapping, String)> {
+    if let Some((path, record)) = record {
         let mut mapping = Mapping::default();
-        if let Some(relations) = record.get("relation_map").and_then(|map| map.as_object()) {
-            for (new_name, old_name) in relations {
-                if let Some(old_name) = old_name.as_str() {
-                    mapping
-                        .relations
-                        .entry(old_name.to_string())
-                        .or_default()
-                        .insert(new_name.clone());
-                }
+        let added: BTreeSet<&str> = record
+            .passes
+            .iter()
+            .flat_map(|pass| pass.added_relations.iter().map(String::as_str))
+            .collect();
+        for (new_name, old_name) in &record.relation_map {
+            // A relation a pass added (a routing table, a sibling list) has no counterpart.
+            if added.contains(old_name.as_str()) {
+                continue;
             }
+            mapping
+                .relations
+                .entry(old_name.clone())
+                .or_default()
+                .insert(new_name.clone());
         }
-        if let Some(nodes) = record.get("node_map").and_then(|map| map.as_object()) {
-            for (new_node, old_node) in nodes {
-                if let Some(old_node) = old_node.as_str() {
-                    mapping.nodes.insert(new_node.clone(), old_node.to_string());
-                }
-            }
-        }
+        mapping.nodes.extend(record.node_map.clone());
+        mapping.present = new.nodes().iter().cloned().collect();
         // Relations the record does not mention keep their names.
         let (identity, _) = refine::identity_map(old.program(), new.program());
         for (old_name, names) in identity.relations {
@@ -848,7 +1064,7 @@ fn mapping_for(
         }
         return Ok((mapping, format!("justification {}", path.display())));
     }
-    let (mapping, missing) = refine::identity_map(old.program(), new.program());
+    let (mut mapping, missing) = refine::identity_map(old.program(), new.program());
     if !missing.is_empty() {
         bail!(
             "the new version has no relation named {}; give the rewrite's justification record with --justification",
@@ -859,6 +1075,7 @@ fn mapping_for(
                 .join(", ")
         );
     }
+    mapping.present = new.nodes().iter().cloned().collect();
     Ok((mapping, "identity mapping".to_string()))
 }
 
@@ -1086,7 +1303,7 @@ struct JobResult {
 }
 
 /// The faults and violations of a report's first counterexample, on one line.
-fn first_counterexample(report: &Report) -> String {
+pub fn first_counterexample(report: &Report) -> String {
     let Some(found) = report.counterexamples.first() else {
         return String::new();
     };
@@ -1183,14 +1400,9 @@ fn verify_job(
         }
         Err(error) => return done(JobStatus::Failed, format!("{error:#}"), String::new(), json),
     }
-    // A version is verified against its source when its facts fit the source too (the
-    // source runs on them); otherwise on its own (`graft test` compares it with the source).
-    let refines = job.refines.as_ref().is_some_and(|source| {
-        matches!(
-            program::check_quietly(&[source.to_string_lossy().into_owned()], &facts),
-            Ok(None)
-        )
-    });
+    // A version is verified against its source (which runs on the version's facts mapped
+    // back through the justification).
+    let refines = job.refines.is_some();
     let job_args = args.for_job(job, refines);
     let mut last = 0_u64;
     // The bounds first: a long path is what the line cuts.
@@ -1230,7 +1442,20 @@ fn verify_job(
         report.executions,
         if report.executions == 1 { "" } else { "s" }
     );
+    let compared = verified
+        .refinement_json
+        .get("comparison")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("per-tick");
     let refined = match (&job_args.refines, verified.diverged) {
+        (Some(source), false) if compared == "eventual" => format!(
+            "; same outputs as {} eventually (failure-free, until quiescence)",
+            source.join(" ")
+        ),
+        (Some(source), false) if compared == "none" => format!(
+            "; outputs not compared with {} (they may change)",
+            source.join(" ")
+        ),
         (Some(source), false) => format!(
             "; same outputs as {} on every schedule explored",
             source.join(" ")

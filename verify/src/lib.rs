@@ -238,6 +238,11 @@ impl Verifier {
         self.workers
     }
 
+    /// The facts every run starts from.
+    pub fn facts(&self) -> &[ir::Fact] {
+        &self.facts
+    }
+
     /// The run's nodes, sorted.
     pub fn nodes(&self) -> &[String] {
         &self.nodes

@@ -27,10 +27,14 @@ use crate::{Verifier, VerifyError};
 pub struct Mapping {
     pub relations: BTreeMap<String, BTreeSet<String>>,
     pub nodes: BTreeMap<String, String>,
+    /// The new version's nodes: an old node that is still one of them (decoupling keeps the
+    /// node and adds `X/role` beside it) stands for itself as well as for its replacements.
+    pub present: BTreeSet<String>,
 }
 
 impl Mapping {
-    /// The old nodes' replacements in the new version (the node itself when unmapped).
+    /// The old nodes' replacements in the new version: the nodes mapped to it, and the node
+    /// itself when it is still a node of the new version or nothing replaces it.
     fn new_nodes(&self, old: &str) -> Vec<String> {
         let mut found: Vec<String> = self
             .nodes
@@ -38,7 +42,7 @@ impl Mapping {
             .filter(|(_, source)| source.as_str() == old)
             .map(|(new, _)| new.clone())
             .collect();
-        if found.is_empty() {
+        if found.is_empty() || self.present.contains(old) {
             found.push(old.to_string());
         }
         found
