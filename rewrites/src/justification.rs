@@ -102,6 +102,29 @@ pub struct PassRecord {
     /// What the pass assumed and `graft test` checks (absent when nothing was assumed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assumptions: Vec<Assumption>,
+    /// The cost model's prediction for this step, when `graft optimize` chose it (absent for
+    /// `graft rewrite`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<Predicted>,
+}
+
+/// The cost model's figures before and after one step of a plan (`docs/rewrites.md`, "The
+/// cost model"), on the workload the plan was searched with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Predicted {
+    /// `throughput` or `messages`.
+    pub objective: String,
+    /// The busiest node before the step, and its load (facts derived, messages sent and
+    /// received).
+    pub bottleneck_before: String,
+    pub load_before: u64,
+    pub bottleneck_after: String,
+    pub load_after: u64,
+    /// Network exchanges over all nodes.
+    pub exchanges_before: u64,
+    pub exchanges_after: u64,
+    pub machines_before: usize,
+    pub machines_after: usize,
 }
 
 /// The record of a whole `graft rewrite` invocation.

@@ -147,6 +147,7 @@ pub fn apply(checked: &Checked, plan: Plan, facts: &[FactsFile]) -> Applied {
         nodes: outcome.nodes,
         comparison: outcome.comparison,
         assumptions,
+        predicted: None,
     };
     Applied {
         draft,
