@@ -236,7 +236,12 @@ where
                 .rewritten
                 .as_ref()
                 .map_or(checked, |rewritten| &rewritten.checked);
-            for request in candidates(program, state.cost(), budget.machines) {
+            let (requests, skipped) = candidates(program, state.cost(), budget.machines);
+            if let Some(needed) = skipped {
+                smallest_over_budget =
+                    Some(smallest_over_budget.map_or(needed, |m: usize| m.min(needed)));
+            }
+            for request in requests {
                 // One partition per role: a larger `n` does what partitioning twice would.
                 if let PassSpec::Partition { role, .. } = &request
                     && state.passes.iter().any(|pass| {
@@ -332,7 +337,7 @@ where
     if applicable == 0 {
         if let Some(needed) = smallest_over_budget {
             return Err(SearchError::BudgetTooSmall(format!(
-                "--machines {} is too small for any rewrite: the smallest rewritten version that checks needs {needed} machines",
+                "--machines {} is too small for any rewrite: every decoupling or partition the search would try needs more (the smallest candidate, {needed} machines); raise --machines",
                 budget.machines
             )));
         }
@@ -395,9 +400,19 @@ fn diverse(children: Vec<State>, width: usize) -> Vec<State> {
 /// Partition counts the search tries.
 const PARTITIONS: [u32; 7] = [2, 3, 4, 5, 6, 7, 8];
 
-/// The pass requests the program's structure suggests, in a fixed order. `cost` is the
-/// program's cost (for the machines a partition would add); `machines` the budget.
-pub fn candidates(checked: &Checked, cost: &Cost, machines: usize) -> Vec<PassSpec> {
+/// The pass requests the program's structure suggests, in a fixed order, and the fewest
+/// machines a request left out for the budget would have needed (`None` if none was). `cost`
+/// is the program's cost (for the machines a decoupling or partition adds); `machines` the
+/// budget.
+pub fn candidates(
+    checked: &Checked,
+    cost: &Cost,
+    machines: usize,
+) -> (Vec<PassSpec>, Option<usize>) {
+    let mut skipped: Option<usize> = None;
+    let mut skip = |needed: usize| {
+        skipped = Some(skipped.map_or(needed, |m| m.min(needed)));
+    };
     let program = &checked.program;
     let spec = specification_relations(program);
     let is_spec = |rel: ir::RelId| spec.get(rel.index()).copied().unwrap_or(false);
@@ -505,7 +520,9 @@ pub fn candidates(checked: &Checked, cost: &Cost, machines: usize) -> Vec<PassSp
         }
         let role_machines = cost.machines_of(&role.name);
         let used = cost.machines();
-        if used + role_machines.max(1) <= machines {
+        if used + role_machines.max(1) > machines && !groups.is_empty() {
+            skip(used + role_machines.max(1));
+        } else {
             for group in groups {
                 let relations: Vec<String> = group
                     .iter()
@@ -552,6 +569,7 @@ pub fn candidates(checked: &Checked, cost: &Cost, machines: usize) -> Vec<PassSp
             for n in PARTITIONS {
                 let extra = role_machines.max(1) * (n as usize - 1);
                 if used + extra > machines {
+                    skip(used + extra);
                     break;
                 }
                 requests.push(PassSpec::Partition {
@@ -576,5 +594,5 @@ pub fn candidates(checked: &Checked, cost: &Cost, machines: usize) -> Vec<PassSp
             });
         }
     }
-    requests
+    (requests, skipped)
 }
