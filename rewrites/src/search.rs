@@ -334,13 +334,13 @@ where
         }
         beam = diverse(children, budget.beam.max(1));
     }
-    if applicable == 0 {
-        if let Some(needed) = smallest_over_budget {
-            return Err(SearchError::BudgetTooSmall(format!(
-                "--machines {} is too small for any rewrite: every decoupling or partition the search would try needs more (the smallest candidate, {needed} machines); raise --machines",
-                budget.machines
-            )));
-        }
+    if applicable == 0
+        && let Some(needed) = smallest_over_budget
+    {
+        return Err(SearchError::BudgetTooSmall(format!(
+            "--machines {} is too small for any rewrite: every decoupling or partition the search would try needs more (the smallest candidate, {needed} machines); raise --machines",
+            budget.machines
+        )));
     }
     let source_score = objective.score(&source_cost);
     let improved = objective.score(best.cost()) < source_score;
