@@ -63,12 +63,12 @@ fn graft_test_on_the_examples_tree_prints_one_line_per_version() {
     );
     assert!(
         stdout.contains(
-            "ok   examples/2pc/versions/partition-participant/2pc.graft: 2 workload(s), snapshots match, same outputs as examples/2pc/2pc.graft (per-tick)"
+            "ok   examples/2pc/versions/partition-participant/2pc.graft: 3 workload(s), snapshots match, same outputs as examples/2pc/2pc.graft (per-tick)"
         ),
         "{stdout}"
     );
     let last = lines.last().copied().unwrap_or_default();
-    assert!(last.starts_with("9 protocol(s), "), "{last}");
+    assert!(last.starts_with("10 protocol(s), "), "{last}");
     assert!(last.ends_with(" passed, 0 failed"), "{last}");
     // Not a terminal: no progress line.
     assert!(output.stderr.is_empty(), "{}", transcript(&output));
