@@ -596,3 +596,114 @@ pub fn candidates(
     }
     (requests, skipped)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::NodeCost;
+
+    fn voting() -> Checked {
+        let (checked, _) = crate::check_text(
+            "voting.graft",
+            include_str!("../../examples/voting/voting.graft"),
+        );
+        assert!(!checked.has_errors());
+        checked
+    }
+
+    /// The source's cost: one leader and three voters, all working.
+    fn cost() -> Cost {
+        let mut cost = Cost::default();
+        for (name, role) in [
+            ("L", "leader"),
+            ("v1", "voter"),
+            ("v2", "voter"),
+            ("v3", "voter"),
+        ] {
+            cost.nodes.insert(
+                name.to_owned(),
+                NodeCost {
+                    role: role.to_owned(),
+                    facts: 1,
+                    ..NodeCost::default()
+                },
+            );
+        }
+        cost
+    }
+
+    #[test]
+    fn candidates_follow_the_program_structure_and_the_budget() {
+        let checked = voting();
+        let (requests, skipped) = candidates(&checked, &cost(), 8);
+        let texts: Vec<String> = requests.iter().map(PassSpec::text).collect();
+        // The collector half of the leader shares no dataflow with the broadcaster half.
+        assert!(texts.contains(
+            &"decouple(leader, rels=[vote, requested, votes, yes_votes, no_votes, decided], to=leader_vote, on=new)"
+                .to_owned()
+        ), "{texts:#?}");
+        // One leader: partitions up to 4 + (n - 1) <= 8; three voters: 4 + 3 (n - 1) <= 8.
+        assert!(texts.contains(&"partition(leader, by=id, n=5)".to_owned()));
+        assert!(!texts.contains(&"partition(leader, by=id, n=6)".to_owned()));
+        assert!(texts.contains(&"partition(voter, by=id, n=2)".to_owned()));
+        assert!(!texts.contains(&"partition(voter, by=id, n=3)".to_owned()));
+        assert!(texts.contains(&"batch(vote, ticks=2)".to_owned()));
+        assert_eq!(
+            skipped,
+            Some(9),
+            "partition(leader, n=6) and (voter, n=3) were left out"
+        );
+        // The same requests, in the same order, every time.
+        let (again, _) = candidates(&checked, &cost(), 8);
+        assert_eq!(requests, again);
+        // With no machine to spare, no decoupling or partition that could apply is left (the
+        // partitions refused whatever `n` stay, so that their refusals are reported).
+        let (requests, skipped) = candidates(&checked, &cost(), 4);
+        for request in &requests {
+            match request {
+                PassSpec::Decouple { .. } => panic!("{}", request.text()),
+                PassSpec::Partition { .. } => assert!(check(&checked, request).is_err()),
+                PassSpec::Batch { .. } | PassSpec::Quorum { .. } => {}
+            }
+        }
+        assert_eq!(skipped, Some(5));
+    }
+
+    #[test]
+    fn the_search_refuses_what_it_cannot_start_from() {
+        let checked = voting();
+        let source = SourceRef {
+            files: vec!["voting.graft".to_owned()],
+            hash: String::new(),
+        };
+        let budget = Budget {
+            machines: 8,
+            max_steps: 2,
+            beam: 2,
+        };
+        let quiet = |_: &Checked, _: &[FactsFile], _: Option<&Rewritten>| {
+            Ok(Evaluation {
+                cost: cost(),
+                divergence: None,
+            })
+        };
+        let error = search(&checked, &source, &[], Objective::Throughput, budget, quiet)
+            .expect_err("no traffic");
+        assert_eq!(error, SearchError::NoTraffic);
+        let small = Budget {
+            machines: 3,
+            ..budget
+        };
+        let busy = |_: &Checked, _: &[FactsFile], _: Option<&Rewritten>| {
+            let mut cost = cost();
+            cost.nodes.get_mut("L").expect("L").messages = 3;
+            Ok(Evaluation {
+                cost,
+                divergence: None,
+            })
+        };
+        let error =
+            search(&checked, &source, &[], Objective::Throughput, small, busy).expect_err("budget");
+        assert!(matches!(error, SearchError::BudgetTooSmall(_)), "{error}");
+    }
+}
