@@ -2,6 +2,7 @@
 //! environment, or renders diagnostics. Each subcommand lives in `commands/`.
 
 mod commands;
+mod cost;
 mod load;
 mod program;
 mod progress;
@@ -84,6 +85,14 @@ enum Command {
     /// found); a configuration without one is verified now and cached (`--no-cache`: verify
     /// everything now, cache nothing).
     Report(commands::report::ReportArgs),
+    /// Search sequences of rewrites (decouple, partition, batch) for the version the cost
+    /// model predicts to be fastest within a machine budget, print the plan and write it.
+    ///
+    /// Only steps whose preconditions hold are applied, and a version whose outputs differ
+    /// from the source's is dropped. Exit status: 0 a better version was found (and written
+    /// with -o), 1 program errors or nothing to optimize (no role, no traffic, a budget too
+    /// small for any rewrite), 2 usage or I/O errors, 4 no step helps (nothing written).
+    Optimize(commands::optimize::OptimizeArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -103,6 +112,8 @@ pub enum Outcome {
     ProgramErrors,
     /// A search ended without a verdict (`graft verify` hit a limit): exit status 3.
     Inconclusive,
+    /// `graft optimize` found no version better than the source: exit status 4.
+    NoImprovement,
 }
 
 /// Settings shared by every command.
@@ -134,11 +145,13 @@ fn main() -> ExitCode {
         Command::Test(args) => commands::test::run(&context, &args),
         Command::Verify(args) => commands::verify::run(&context, &args),
         Command::Report(args) => commands::report::run(&context, &args),
+        Command::Optimize(args) => commands::optimize::run(&context, &args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::ProgramErrors) => ExitCode::from(1),
         Ok(Outcome::Inconclusive) => ExitCode::from(3),
+        Ok(Outcome::NoImprovement) => ExitCode::from(4),
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)

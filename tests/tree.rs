@@ -63,7 +63,7 @@ fn graft_test_on_the_examples_tree_prints_one_line_per_version() {
     );
     assert!(
         stdout.contains(
-            "ok   examples/2pc/versions/partition-participant/2pc.graft: 2 workload(s), snapshots match, same outputs as examples/2pc/2pc.graft (per-tick)"
+            "ok   examples/2pc/versions/partition-participant/2pc.graft: 3 workload(s), snapshots match, same outputs as examples/2pc/2pc.graft (per-tick)"
         ),
         "{stdout}"
     );

@@ -106,6 +106,10 @@ pub struct PassRecord {
     /// absent otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verified: Vec<VerifiedUnder>,
+    /// The cost model's prediction for this step, when `graft optimize` chose it (absent for
+    /// `graft rewrite`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<Predicted>,
 }
 
 /// One verification a rewrite passed before its output was written: the facts, the bounds and
@@ -125,6 +129,25 @@ pub struct VerifiedUnder {
     /// Where the bounds come from (`examples/paxos/protocol.json`, or `--eot`).
     pub bounds_from: String,
     pub executions: u64,
+}
+
+/// The cost model's figures before and after one step of a plan (`docs/rewrites.md`, "The
+/// cost model"), on the workload the plan was searched with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Predicted {
+    /// `throughput` or `messages`.
+    pub objective: String,
+    /// The busiest node before the step, and its load (facts derived, messages sent and
+    /// received).
+    pub bottleneck_before: String,
+    pub load_before: u64,
+    pub bottleneck_after: String,
+    pub load_after: u64,
+    /// Network exchanges over all nodes.
+    pub exchanges_before: u64,
+    pub exchanges_after: u64,
+    pub machines_before: usize,
+    pub machines_after: usize,
 }
 
 /// The record of a whole `graft rewrite` invocation.

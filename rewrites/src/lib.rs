@@ -16,10 +16,12 @@
 //! source version, it does not authenticate it.
 
 pub mod compare;
+pub mod cost;
 pub mod draft;
 pub mod justification;
 mod passes;
 pub mod refusal;
+pub mod search;
 pub mod spec;
 mod topology;
 

@@ -4,6 +4,7 @@ pub mod check;
 pub mod explain;
 pub mod fmt;
 pub mod graph;
+pub mod optimize;
 pub mod report;
 pub mod rewrite;
 pub mod run;

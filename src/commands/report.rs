@@ -182,22 +182,16 @@ fn bottleneck(cost: &Cost) -> Option<(String, String, f64, f64)> {
         reason = "counts and ticks are far below 2^52"
     )]
     let per_tick = |value: u64| value as f64 / ticks as f64;
-    cost.nodes
-        .iter()
-        .max_by(|a, b| {
-            (a.1.facts, a.1.messages)
-                .cmp(&(b.1.facts, b.1.messages))
-                // Ties go to the first node by name.
-                .then_with(|| b.0.cmp(a.0))
-        })
-        .map(|(name, node)| {
-            (
-                name.clone(),
-                node.role.clone(),
-                per_tick(node.facts),
-                per_tick(node.messages),
-            )
-        })
+    // The cost model's bottleneck: the node with the most load (facts, messages sent and
+    // received).
+    cost.bottleneck().map(|(name, node)| {
+        (
+            name.to_owned(),
+            node.role.clone(),
+            per_tick(node.facts),
+            per_tick(node.messages),
+        )
+    })
 }
 
 /// One verification's latest verdict with its diagrams.

@@ -5,19 +5,20 @@
 //! written through a temporary file and a rename, so an existing output is never left
 //! half-written.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
 use graft_compiler::Checked;
-use graft_compiler::ir::{self, Type, Value};
-use graft_eval::{Evaluator, Run, RunConfig};
 use graft_language::diagnostic::{Diagnostic, sort_diagnostics};
 use graft_rewrites::{FactsFile, PipelineError, SourceRef};
 
 use crate::commands::fmt::write_atomically;
+// The cost model lives in `crate::cost`; these names stay here for the commands and
+// benchmarks that reach it through `rewrite`.
+pub use crate::cost::{Cost, cost_of, render_cost};
 use crate::{Context, Outcome, load, render};
 
 #[derive(Args, Debug)]
@@ -500,170 +501,4 @@ fn verify_quorum_change(
         }
     }
     Ok(Ok(verified))
-}
-
-/// Work per node of one run.
-#[derive(Default, Debug, Clone)]
-pub struct NodeCost {
-    pub role: String,
-    pub messages: u64,
-    /// Distinct (destination, tick) pairs the node sent to: network exchanges.
-    pub exchanges: u64,
-    pub facts: u64,
-}
-
-/// Per node, and the run's length.
-pub struct Cost {
-    pub nodes: BTreeMap<String, NodeCost>,
-    pub ticks: u64,
-}
-
-/// Runs a program on facts (until quiescence) and counts messages and derived facts per node.
-pub fn cost_of(checked: &Checked, facts: &[ir::Fact]) -> anyhow::Result<Cost> {
-    let evaluator = Evaluator::new(checked)?;
-    let run = evaluator.run(&RunConfig::default(), facts)?;
-    Ok(count(&checked.program, &run))
-}
-
-fn count(program: &ir::Program, run: &Run) -> Cost {
-    let mut roles: BTreeMap<String, String> = BTreeMap::new();
-    let mut nodes: BTreeMap<String, NodeCost> = BTreeMap::new();
-    for tick in &run.ticks {
-        for relation in &program.relations {
-            if relation.origin == ir::RelationOrigin::Builtin {
-                continue;
-            }
-            for tuple in run.facts(tick.tick, relation.id) {
-                for (column, value) in relation.columns.iter().zip(tuple.iter()) {
-                    if let (Type::Role(role), Value::Str(name)) = (column.ty, value) {
-                        roles
-                            .entry(name.to_string())
-                            .or_insert_with(|| program.type_name(Type::Role(role)));
-                    }
-                }
-                if relation.input {
-                    continue;
-                }
-                if let Some(Value::Str(node)) = tuple.first() {
-                    nodes.entry(node.to_string()).or_default().facts += 1;
-                }
-            }
-        }
-    }
-    let mut exchanges: BTreeSet<(String, String, u64)> = BTreeSet::new();
-    for message in &run.messages {
-        if let Value::Str(sender) = &message.sender {
-            nodes.entry(sender.to_string()).or_default().messages += 1;
-            exchanges.insert((
-                sender.to_string(),
-                message.dest.to_string(),
-                message.send_tick,
-            ));
-        }
-    }
-    for (sender, _, _) in exchanges {
-        nodes.entry(sender).or_default().exchanges += 1;
-    }
-    for node in &run.nodes {
-        if let Value::Str(name) = node {
-            nodes.entry(name.to_string()).or_default();
-        }
-    }
-    for (name, cost) in &mut nodes {
-        cost.role = roles
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| "node".to_owned());
-    }
-    Cost {
-        nodes,
-        ticks: run.ticks_run,
-    }
-}
-
-fn per_tick(value: u64, ticks: u64) -> String {
-    if ticks == 0 {
-        return "0".to_owned();
-    }
-    #[allow(clippy::cast_precision_loss, reason = "counts are far below 2^52")]
-    let ratio = value as f64 / ticks as f64;
-    format!("{ratio:.2}")
-}
-
-/// The before/after table.
-pub fn render_cost(before: &Cost, after: &Cost, node_map: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "cost on the workload: before {} tick(s), after {} tick(s) (until quiescence)\n\n",
-        before.ticks, after.ticks
-    ));
-    out.push_str(
-        "per role               nodes  messages  msgs/tick  exchanges  facts  facts/tick\n",
-    );
-    let roles = |cost: &Cost| {
-        let mut roles: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
-        for node in cost.nodes.values() {
-            let entry = roles.entry(node.role.clone()).or_default();
-            entry.0 += 1;
-            entry.1 += node.messages;
-            entry.2 += node.exchanges;
-            entry.3 += node.facts;
-        }
-        roles
-    };
-    let (roles_before, roles_after) = (roles(before), roles(after));
-    let names: BTreeSet<&String> = roles_before.keys().chain(roles_after.keys()).collect();
-    for name in names {
-        for (label, roles, cost) in [
-            ("before", &roles_before, before),
-            ("after", &roles_after, after),
-        ] {
-            let (nodes, messages, exchanges, facts) = roles.get(name).copied().unwrap_or_default();
-            out.push_str(&format!(
-                "{:<22} {nodes:>5}  {messages:>8}  {:>9}  {exchanges:>9}  {facts:>5}  {:>10}\n",
-                format!("{name} ({label})"),
-                per_tick(messages, cost.ticks),
-                per_tick(facts, cost.ticks),
-            ));
-        }
-    }
-    out.push_str("\nper node (new nodes with the node they replace)\n");
-    out.push_str(
-        "node                   version  messages  msgs/tick  exchanges  facts  facts/tick\n",
-    );
-    for (label, cost) in [("before", before), ("after", after)] {
-        for (name, node) in &cost.nodes {
-            let shown = match node_map.get(name) {
-                Some(old) if label == "after" => format!("{name} <- {old}"),
-                _ => name.clone(),
-            };
-            out.push_str(&format!(
-                "{shown:<22} {label:<7}  {:>8}  {:>9}  {:>9}  {:>5}  {:>10}\n",
-                node.messages,
-                per_tick(node.messages, cost.ticks),
-                node.exchanges,
-                node.facts,
-                per_tick(node.facts, cost.ticks),
-            ));
-        }
-    }
-    let total = |cost: &Cost| {
-        cost.nodes
-            .values()
-            .map(|n| (n.messages, n.exchanges, n.facts))
-            .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
-    };
-    let (b, a) = (total(before), total(after));
-    out.push_str(&format!(
-        "\ntotal: messages {} -> {}, exchanges {} -> {}, facts {} -> {}; busiest node's facts/tick {} -> {}\n",
-        b.0,
-        a.0,
-        b.1,
-        a.1,
-        b.2,
-        a.2,
-        per_tick(before.nodes.values().map(|n| n.facts).max().unwrap_or(0), before.ticks),
-        per_tick(after.nodes.values().map(|n| n.facts).max().unwrap_or(0), after.ticks),
-    ));
-    out
 }

@@ -73,7 +73,7 @@ fn assumptions_of(justification: Option<&Justification>) -> Vec<Assumption> {
 /// Where a run breaks an assumed key: at some tick, a node holds two facts of the relation
 /// that agree on the key's columns (the first such pair per assumption). A relation the
 /// program does not have is not checked.
-fn key_violations(
+pub fn key_violations(
     program: &graft_compiler::ir::Program,
     run: &graft_eval::Run,
     assumptions: &[Assumption],
@@ -168,7 +168,7 @@ pub fn run_version(
 }
 
 /// insta's snapshot file: a YAML header, then the contents.
-fn snapshot_text(source: &str, expression: &str, contents: &str) -> String {
+pub fn snapshot_text(source: &str, expression: &str, contents: &str) -> String {
     format!(
         "---\nsource: {source}\nexpression: \"{}\"\n---\n{contents}",
         expression.replace('"', "\\\"")

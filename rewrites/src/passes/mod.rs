@@ -148,6 +148,7 @@ pub fn apply(checked: &Checked, plan: Plan, facts: &[FactsFile]) -> Applied {
         comparison: outcome.comparison,
         assumptions,
         verified: Vec::new(),
+        predicted: None,
     };
     Applied {
         draft,

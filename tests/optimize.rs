@@ -1,0 +1,313 @@
+//! `graft optimize` as a user runs it: the plan it prints, the protocol directory it writes
+//! (which `graft test` accepts against its source), determinism, and every kind of input it
+//! refuses (no role, no traffic, a budget too small, an existing output) with nothing written.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::{exit_code, graft, graft_in, root, transcript};
+
+fn scratch(name: &str) -> PathBuf {
+    let directory = root().join("target").join("optimize-tests").join(name);
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).expect("scratch directory");
+    directory
+}
+
+/// Every file under `directory`, by relative path, with its bytes.
+fn tree(directory: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![directory.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).expect("list") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path
+                    .strip_prefix(directory)
+                    .expect("inside")
+                    .to_string_lossy()
+                    .into_owned();
+                files.insert(relative, std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    files
+}
+
+const VOTING: &str = "examples/voting/voting.graft";
+const TOPOLOGY: &str = "examples/voting/topology.facts";
+const WORKLOAD: &str = "examples/voting/workload.facts";
+
+fn voting_args(extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["optimize", VOTING, "--facts", TOPOLOGY, "--facts", WORKLOAD]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args
+}
+
+#[test]
+fn the_plan_lists_each_step_with_the_bottleneck_before_and_after() {
+    let output = graft(&voting_args(&[
+        "--machines",
+        "8",
+        "--max-steps",
+        "2",
+        "--beam",
+        "2",
+    ]));
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    insta::assert_snapshot!(
+        "plan_voting_8_machines",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn the_written_version_passes_graft_test_against_its_source() {
+    let protocol = scratch("voting-protocol");
+    for file in [VOTING, TOPOLOGY, WORKLOAD] {
+        let name = Path::new(file).file_name().expect("name");
+        std::fs::copy(root().join(file), protocol.join(name)).expect("copy");
+    }
+    let output = graft_in(
+        &protocol,
+        &[
+            "optimize",
+            "voting.graft",
+            "--facts",
+            "topology.facts",
+            "--facts",
+            "workload.facts",
+            "--machines",
+            "8",
+            "--max-steps",
+            "2",
+            "--beam",
+            "2",
+            "-o",
+            "versions/optimized",
+        ],
+    );
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    let version = protocol.join("versions/optimized");
+    for file in [
+        "voting.graft",
+        "topology.facts",
+        "workload.facts",
+        "justification.json",
+        "snapshots/voting__workload.snap",
+    ] {
+        assert!(version.join(file).is_file(), "no {file} in the version");
+    }
+    // The justification records every step, why it is safe and what the model predicted.
+    let justification: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(version.join("justification.json")).expect("justification"),
+    )
+    .expect("JSON");
+    let passes = justification["passes"].as_array().expect("passes");
+    assert_eq!(passes.len(), 2, "{justification:#}");
+    for pass in passes {
+        assert!(
+            !pass["preconditions"]
+                .as_array()
+                .expect("preconditions")
+                .is_empty()
+        );
+        let predicted = &pass["predicted"];
+        assert_eq!(predicted["objective"], "throughput");
+        assert!(
+            predicted["load_after"].as_u64().expect("load")
+                <= predicted["load_before"].as_u64().expect("load")
+        );
+    }
+    // The source's own snapshot, then the whole protocol passes, the version compared with its
+    // source.
+    let accept = graft(&["test", &protocol.to_string_lossy(), "--accept"]);
+    assert_eq!(exit_code(&accept), 0, "{}", transcript(&accept));
+    let test = graft(&["test", &protocol.to_string_lossy()]);
+    assert_eq!(exit_code(&test), 0, "{}", transcript(&test));
+    let stdout = String::from_utf8_lossy(&test.stdout);
+    assert!(
+        stdout.contains("versions/optimized/voting.graft on workload: same outputs as"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+}
+
+#[test]
+fn two_runs_write_byte_identical_directories() {
+    let program = root().join(VOTING);
+    let topology = root().join(TOPOLOGY);
+    let workload = root().join(WORKLOAD);
+    let mut trees = Vec::new();
+    let mut outputs = Vec::new();
+    for run in ["first", "second"] {
+        let directory = scratch(&format!("determinism-{run}"));
+        let output = graft_in(
+            &directory,
+            &[
+                "optimize".as_ref(),
+                program.as_os_str(),
+                "--facts".as_ref(),
+                topology.as_os_str(),
+                "--facts".as_ref(),
+                workload.as_os_str(),
+                "--machines".as_ref(),
+                "8".as_ref(),
+                "--max-steps".as_ref(),
+                "2".as_ref(),
+                "--beam".as_ref(),
+                "2".as_ref(),
+                "-o".as_ref(),
+                "out".as_ref(),
+            ],
+        );
+        assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+        outputs.push(output.stdout);
+        trees.push(tree(&directory.join("out")));
+    }
+    assert!(!trees[0].is_empty());
+    assert_eq!(
+        trees[0].keys().collect::<Vec<_>>(),
+        trees[1].keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &trees[0] {
+        assert!(trees[1][name] == *bytes, "{name} differs between two runs");
+    }
+    assert_eq!(outputs[0], outputs[1], "the printed plan differs");
+}
+
+#[test]
+fn explain_lists_the_refusals_met() {
+    let output = graft(&voting_args(&[
+        "--machines",
+        "6",
+        "--max-steps",
+        "1",
+        "--explain",
+    ]));
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("refusals and rejections met"), "{stdout}");
+    assert!(
+        stdout
+            .contains("refused        batch(vote, ticks=2): consumer-not-confluent; on the source"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "decouple(leader, rels=[acked], to=leader_acked, on=new): stayer-reads-moved"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn no_step_helps_exits_4_and_writes_nothing() {
+    let out = scratch("no-step-helps").join("out");
+    let output = graft(&voting_args(&[
+        "--machines",
+        "6",
+        "--max-steps",
+        "1",
+        "--objective",
+        "messages",
+        "-o",
+        &out.to_string_lossy(),
+    ]));
+    assert_eq!(exit_code(&output), 4, "{}", transcript(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("no step helps"),
+        "{}",
+        transcript(&output)
+    );
+    assert!(!out.exists());
+}
+
+/// Runs a refused invocation: exit status 1, the message on standard error, nothing written.
+#[track_caller]
+fn check_refused(name: &str, args: &[String], message: &str) {
+    let out = scratch(name).join("out");
+    let mut args = args.to_vec();
+    args.extend(["-o".to_owned(), out.to_string_lossy().into_owned()]);
+    let output = graft(&args);
+    assert_eq!(exit_code(&output), 1, "{}", transcript(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(message), "{}", transcript(&output));
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert!(!out.exists(), "something was written");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_budget_too_small_for_any_rewrite_is_refused() {
+    check_refused(
+        "budget-4",
+        &voting_args(&["--machines", "4"]),
+        "--machines 4 is too small for any rewrite: every decoupling or partition the search would try needs more (the smallest candidate, 5 machines)",
+    );
+    check_refused(
+        "budget-3",
+        &voting_args(&["--machines", "3"]),
+        "--machines 3 is below the 4 machines the source already uses",
+    );
+    check_refused(
+        "steps-0",
+        &voting_args(&["--machines", "8", "--max-steps", "0"]),
+        "--max-steps 0 allows no rewrite",
+    );
+}
+
+#[test]
+fn a_workload_with_no_traffic_is_refused() {
+    let args: Vec<String> = ["optimize", VOTING, "--facts", TOPOLOGY, "--machines", "8"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    check_refused(
+        "no-traffic",
+        &args,
+        "the workload sends no message in a fault-free run",
+    );
+}
+
+#[test]
+fn a_program_with_no_role_is_refused() {
+    let args: Vec<String> = [
+        "optimize",
+        "tests/optimize/no-role.graft",
+        "--facts",
+        "tests/optimize/no-role.facts",
+        "--machines",
+        "8",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    check_refused("no-role", &args, "the program declares no role");
+}
+
+#[test]
+fn an_existing_output_directory_is_left_alone() {
+    let out = scratch("existing");
+    std::fs::write(out.join("keep.txt"), "mine").expect("write");
+    let output = graft(&voting_args(&[
+        "--machines",
+        "8",
+        "-o",
+        &out.to_string_lossy(),
+    ]));
+    assert_eq!(exit_code(&output), 2, "{}", transcript(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("keep.txt")).expect("kept"),
+        "mine"
+    );
+    assert_eq!(std::fs::read_dir(&out).expect("list").count(), 1);
+}
