@@ -40,12 +40,13 @@
 //! `count` against constant lower bounds only when the count falls below them. A new firing
 //! of such a test needs a group that rises to the bound: as many new members as it lacks.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use graft_compiler::ir::{self, RelId, RuleKind, Term, Value};
 
 use crate::matcher::{self, Slots};
+use graft_eval::hash::{FastMap, FastSet};
 use graft_eval::{Absent, Derivation, FactRef, Run};
 
 use crate::faults::{Bounds, Delay, Drop, FaultSet};
@@ -75,7 +76,7 @@ pub enum FaultAtom {
 #[derive(Clone, Debug, Default)]
 pub struct AtomTable {
     atoms: Vec<FaultAtom>,
-    ids: HashMap<FaultAtom, u32>,
+    ids: FastMap<FaultAtom, u32>,
 }
 
 impl AtomTable {
@@ -150,6 +151,9 @@ pub struct Growth {
     /// sender) in one head column: that column. A fact of such a relation at tick t is a
     /// message from the node named there, sent at t − 1, in every run.
     sender_column: Vec<Option<usize>>,
+    /// The (relation, column) pairs a `count` over one positive atom counts (the rules
+    /// [`Lineage::rising_members`] chases), sorted.
+    counted: Vec<(RelId, usize)>,
     /// Whether a rule or an invariant reads `crash` (then every crash changes the run).
     pub crash_read: bool,
     /// Whether one of those reads uses the crash tick (a constant, or a variable used
@@ -288,6 +292,24 @@ impl Growth {
                     .any(|atom| atom.rel == crash && tick_read(atom, &mut body_terms(&never.body)))
             })
         });
+        let mut counted: Vec<(RelId, usize)> = program
+            .rules
+            .iter()
+            .filter_map(|rule| {
+                let aggregate = rule.head.aggregate.as_ref()?;
+                if aggregate.func != ir::AggFunc::Count || rule.body.len() != 1 {
+                    return None;
+                }
+                let (_, atom) = rule.atoms().next()?;
+                let column = atom
+                    .args
+                    .iter()
+                    .position(|term| term.as_var() == Some(aggregate.var))?;
+                Some((atom.rel, column))
+            })
+            .collect();
+        counted.sort();
+        counted.dedup();
         Growth {
             sources,
             from_crash,
@@ -296,6 +318,7 @@ impl Growth {
             crash,
             deleted,
             sender_column,
+            counted,
             crash_read,
             crash_tick_read,
         }
@@ -565,7 +588,8 @@ impl Cell {
 
 /// A why-not request: a fact of the relation at the tick, matching the cells, that the run
 /// does not have.
-type AppearKey = (RelId, u64, Vec<Cell>);
+/// With the run's context id (see [`LineageCache`]).
+type AppearKey = (u32, RelId, u64, Vec<Cell>);
 
 /// Past this many why-not requests in one run, the remaining ones are answered by the coarse
 /// over-approximation (any lost message of a relation that can grow the negated one).
@@ -686,6 +710,59 @@ fn atom_pattern(atom: &ir::Atom, slots: &Slots, not: &[Vec<Value>]) -> Vec<Cell>
         .collect()
 }
 
+/// What the backward step reads of a run beyond the facts up to a tick: the values each
+/// counted column takes at any tick ([`Lineage::rising_members`]), the first send tick of
+/// every node (read when crash atoms mean "crashed at exactly"), and the `crash` facts.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Context {
+    ticks_run: u64,
+    domains: Vec<Vec<Value>>,
+    first_send: Vec<(Value, u64)>,
+    crash_facts: Vec<(u64, Vec<Value>)>,
+}
+
+/// Past this many memoised results, the cache is emptied before the next run.
+const CACHE_CAP: usize = 4_000_000;
+
+/// Results of the backward step kept across the runs of one search.
+///
+/// A run's facts, derivations and messages up to tick `t` are determined by the messages it
+/// lost or delayed among those sent before `t` (a message sent at `s` arrives at `s + 1`
+/// unless it is late, and a late one is, like a lost one, a first fault; a crashed
+/// node still derives under Molly's model, and its `crash` facts are in the [`Context`]).
+/// Runs are canonical (a tick's facts in value order), so up to the tick at which a run's
+/// first lost message would have arrived, it agrees with the failure-free run on every fact,
+/// fact id and derivation. Every result of [`Lineage::broken`] and [`Lineage::appear`] for a
+/// fact or request at tick `t` reads only the run up to `t` and its [`Context`], so the
+/// results at those ticks are kept here, under the context, and serve every later run: a
+/// run's lineage is computed anew only from the tick of its first lost message on. Results
+/// at later ticks depend on the faults and live as long as their run
+/// ([`Lineage::shared`]). Results that met a recursive request on the stack are not
+/// memoised (as within one run).
+#[derive(Debug, Default)]
+pub struct LineageCache {
+    contexts: BTreeMap<Context, u32>,
+    memo: FastMap<(u32, FactRef), Rc<Solutions>>,
+    appear_memo: FastMap<AppearKey, Rc<Solutions>>,
+}
+
+impl LineageCache {
+    fn context(&mut self, context: Context) -> u32 {
+        let next = u32::try_from(self.contexts.len()).unwrap_or(u32::MAX);
+        *self.contexts.entry(context).or_insert(next)
+    }
+
+    /// Memoised results held.
+    pub fn len(&self) -> usize {
+        self.memo.len() + self.appear_memo.len()
+    }
+
+    /// Whether no result is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The backward step over one run.
 pub struct Lineage<'a> {
     run: &'a Run,
@@ -694,11 +771,19 @@ pub struct Lineage<'a> {
     growth: &'a Growth,
     bounds: Bounds,
     nodes: &'a [String],
-    first_send: HashMap<Value, u64>,
-    memo: HashMap<FactRef, Rc<Solutions>>,
-    appear_memo: HashMap<AppearKey, Rc<Solutions>>,
-    stack: HashSet<FactRef>,
-    appear_stack: HashSet<AppearKey>,
+    first_send: FastMap<Value, u64>,
+    /// The values of each [`Growth::counted`] column at any tick, sorted, without duplicates.
+    domains: Vec<Vec<Value>>,
+    cache: &'a mut LineageCache,
+    /// The run's context id (see [`LineageCache`]).
+    context: u32,
+    /// The send tick of the run's first lost message (`u64::MAX` when none was lost).
+    first_loss: u64,
+    /// Results of this run at ticks that are not [`shared`](Lineage::shared).
+    memo: FastMap<FactRef, Rc<Solutions>>,
+    appear_memo: FastMap<AppearKey, Rc<Solutions>>,
+    stack: FastSet<FactRef>,
+    appear_stack: FastSet<AppearKey>,
     /// Why-not requests answered so far (see [`APPEAR_CAP`]).
     requests: usize,
     cycle_hits: u64,
@@ -721,14 +806,67 @@ impl<'a> Lineage<'a> {
         growth: &'a Growth,
         bounds: Bounds,
         nodes: &'a [String],
+        cache: &'a mut LineageCache,
     ) -> Lineage<'a> {
-        let mut first_send: HashMap<Value, u64> = HashMap::new();
+        let mut first_send: FastMap<Value, u64> = FastMap::default();
         for message in &run.messages {
             let entry = first_send
                 .entry(message.sender.clone())
                 .or_insert(message.send_tick);
             *entry = (*entry).min(message.send_tick);
         }
+        let domains: Vec<Vec<Value>> = growth
+            .counted
+            .iter()
+            .map(|(rel, column)| {
+                let mut values: Vec<Value> = (1..=run.ticks_run)
+                    .flat_map(|tick| run.facts(tick, *rel))
+                    .filter_map(|tuple| tuple.get(*column).cloned())
+                    .collect();
+                values.sort();
+                values.dedup();
+                values
+            })
+            .collect();
+        // First send ticks matter only to crashes at exact ticks.
+        let exact_crashes = bounds.crashes > 0 && growth.crash_tick_read;
+        let mut first_sends: Vec<(Value, u64)> = if exact_crashes {
+            first_send
+                .iter()
+                .map(|(node, tick)| (node.clone(), *tick))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        first_sends.sort();
+        let crash_facts: Vec<(u64, Vec<Value>)> = match growth.crash {
+            Some(crash) => (1..=run.ticks_run)
+                .flat_map(|tick| {
+                    run.facts(tick, crash)
+                        .iter()
+                        .map(move |tuple| (tick, tuple.to_vec()))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        if cache.len() > CACHE_CAP {
+            cache.memo.clear();
+            cache.appear_memo.clear();
+        }
+        let context = cache.context(Context {
+            ticks_run: run.ticks_run,
+            domains: domains.clone(),
+            first_send: first_sends,
+            crash_facts,
+        });
+        // A late message changes the run from its on-time arrival on, as a lost one does.
+        let first_loss = run
+            .messages
+            .iter()
+            .filter(|message| !message.fate.is_delivered() || message.delay > 0)
+            .map(|message| message.send_tick)
+            .min()
+            .unwrap_or(u64::MAX);
         Lineage {
             run,
             program,
@@ -737,10 +875,14 @@ impl<'a> Lineage<'a> {
             bounds,
             nodes,
             first_send,
-            memo: HashMap::new(),
-            appear_memo: HashMap::new(),
-            stack: HashSet::new(),
-            appear_stack: HashSet::new(),
+            domains,
+            cache,
+            context,
+            first_loss,
+            memo: FastMap::default(),
+            appear_memo: FastMap::default(),
+            stack: FastSet::default(),
+            appear_stack: FastSet::default(),
             requests: 0,
             cycle_hits: 0,
             truncated: false,
@@ -802,6 +944,15 @@ impl<'a> Lineage<'a> {
     /// shows the same `crash` facts) rather than "`n` crashed at exactly `t`".
     fn crash_by(&self) -> bool {
         !self.growth.crash_tick_read
+    }
+
+    /// Whether results at `tick` are kept for later runs: the run has lost no message sent
+    /// before `tick`, so up to `tick` it is the failure-free run (under its [`Context`]).
+    /// Results of later ticks depend on the faults, and few runs share them: keeping them
+    /// all (keyed by the messages lost before their tick) cost more memory traffic than
+    /// their reuse saved.
+    fn shared(&self, tick: u64) -> bool {
+        tick <= self.first_loss
     }
 
     /// Atom id facts: (is crash, node, tick).
@@ -1032,8 +1183,13 @@ impl<'a> Lineage<'a> {
             return Rc::new(Vec::new());
         }
         let pattern = self.exclude_existing(rel, tick, pattern);
-        let key: AppearKey = (rel, tick, pattern);
-        if let Some(found) = self.appear_memo.get(&key) {
+        let key: AppearKey = (self.context, rel, tick, pattern);
+        let found = if self.shared(tick) {
+            self.cache.appear_memo.get(&key)
+        } else {
+            self.appear_memo.get(&key)
+        };
+        if let Some(found) = found {
             return found.clone();
         }
         if self.appear_stack.contains(&key) {
@@ -1049,13 +1205,17 @@ impl<'a> Lineage<'a> {
             self.appear_coarse(rel, tick)
         } else {
             self.appear_stack.insert(key.clone());
-            let solutions = self.appear_exact(rel, tick, &key.2);
+            let solutions = self.appear_exact(rel, tick, &key.3);
             self.appear_stack.remove(&key);
             solutions
         };
         let solutions = Rc::new(solutions);
         if self.cycle_hits == hits_before {
-            self.appear_memo.insert(key, solutions.clone());
+            if self.shared(tick) {
+                self.cache.appear_memo.insert(key, solutions.clone());
+            } else {
+                self.appear_memo.insert(key, solutions.clone());
+            }
         }
         solutions
     }
@@ -1424,14 +1584,14 @@ impl<'a> Lineage<'a> {
         // The values this run counts in that column (at any tick), and the nodes for a
         // node column: any set will do (other values are asked for as such), but the more
         // of the actual members it names, the more precise the result.
-        let mut domain: Vec<Value> = Vec::new();
-        for at_tick in 1..=run.ticks_run {
-            domain.extend(
-                run.facts(at_tick, atom.rel)
-                    .iter()
-                    .filter_map(|tuple| tuple.get(column).cloned()),
-            );
-        }
+        let mut domain: Vec<Value> = self
+            .growth
+            .counted
+            .binary_search(&(atom.rel, column))
+            .ok()
+            .and_then(|index| self.domains.get(index))
+            .cloned()
+            .unwrap_or_default();
         let node_column = self
             .program
             .relation(atom.rel)
@@ -1747,7 +1907,13 @@ impl<'a> Lineage<'a> {
 
     /// The minimal fault sets that break every derivation of `fact` in this run.
     pub fn broken(&mut self, fact: FactRef) -> Rc<Solutions> {
-        if let Some(found) = self.memo.get(&fact) {
+        let context = self.context;
+        let found = if self.shared(fact.tick) {
+            self.cache.memo.get(&(context, fact))
+        } else {
+            self.memo.get(&fact)
+        };
+        if let Some(found) = found {
             return found.clone();
         }
         if self.stack.contains(&fact) {
@@ -1790,7 +1956,11 @@ impl<'a> Lineage<'a> {
         self.stack.remove(&fact);
         let result = Rc::new(result);
         if self.cycle_hits == hits_before {
-            self.memo.insert(fact, result.clone());
+            if self.shared(fact.tick) {
+                self.cache.memo.insert((context, fact), result.clone());
+            } else {
+                self.memo.insert(fact, result.clone());
+            }
         }
         result
     }

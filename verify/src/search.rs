@@ -9,7 +9,7 @@ use graft_eval::{FactRef, Run};
 use serde::{Deserialize, Serialize};
 
 use crate::faults::{Crash, Delay, Drop, FaultSet};
-use crate::lineage::{AtomTable, Lineage, Solutions};
+use crate::lineage::{AtomTable, Lineage, LineageCache, Solutions};
 use crate::spec::{Violation, render};
 use crate::{Execution, Verifier, VerifyError};
 
@@ -152,10 +152,12 @@ impl Verifier {
     /// the target's `pre`. The lineage of negated atoms over-approximates, so such a set (and
     /// its extensions) may still falsify `post`: it is explored last, not dropped. Returns the
     /// sets (useful first, then smallest first) and whether a formula was truncated.
+    /// `cache` keeps results for the next runs of the same search ([`LineageCache`]).
     pub fn minimal_fault_sets(
         &self,
         run: &Run,
         atoms: &mut AtomTable,
+        cache: &mut LineageCache,
     ) -> (Vec<(FaultSet, bool)>, bool) {
         let eot = self.bounds.eot;
         let program = self.program();
@@ -185,6 +187,7 @@ impl Verifier {
             &self.growth,
             self.bounds,
             &nodes,
+            cache,
         );
         let mut all: Solutions = Vec::new();
         let mut useful: BTreeSet<Vec<u32>> = BTreeSet::new();
@@ -230,6 +233,7 @@ impl Verifier {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Search, VerifyError> {
         let mut atoms = AtomTable::default();
+        let mut cache = LineageCache::default();
         let mut search = Search {
             verdict: Verdict::Certified,
             executions: 0,
@@ -337,7 +341,7 @@ impl Verifier {
                     });
                     continue;
                 }
-                let (sets, cut) = self.minimal_fault_sets(&execution.run, &mut atoms);
+                let (sets, cut) = self.minimal_fault_sets(&execution.run, &mut atoms, &mut cache);
                 truncated |= cut;
                 let unchanged = self.spec.post.is_some()
                     && self.spec.post_at(&execution.run, self.bounds.eot) == self.expected_post;
