@@ -313,3 +313,43 @@ fn progress_is_drawn_on_a_terminal_cleared_at_the_end_and_never_with_json() {
         "progress with --format json:\n{json}"
     );
 }
+
+#[test]
+fn optimize_shows_progress_on_a_terminal_only() {
+    let graft_binary = env!("CARGO_BIN_EXE_graft");
+    let command = format!(
+        "{graft_binary} --color=never optimize examples/voting/voting.graft \
+         --facts examples/voting/topology.facts --facts examples/voting/workload-scale.facts \
+         --machines 26 --max-steps 2"
+    );
+    let Some(text) = on_a_terminal(&format!("{command} > /dev/null")) else {
+        println!("skipped: no `script` to give graft a terminal");
+        return;
+    };
+    let drawn: Vec<&str> = text
+        .split('\r')
+        .filter(|part| part.starts_with("optimize: "))
+        .collect();
+    assert!(!drawn.is_empty(), "no progress line on a terminal:\n{text}");
+    assert!(
+        drawn
+            .iter()
+            .all(|line| line.contains(" versions, ") && line.contains(" step(s): ")),
+        "{drawn:?}"
+    );
+    // Not a terminal: nothing on standard error.
+    let output = graft(&[
+        "optimize",
+        "examples/voting/voting.graft",
+        "--facts",
+        "examples/voting/topology.facts",
+        "--facts",
+        "examples/voting/workload-scale.facts",
+        "--machines",
+        "26",
+        "--max-steps",
+        "2",
+    ]);
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    assert!(output.stderr.is_empty(), "{}", transcript(&output));
+}

@@ -888,7 +888,10 @@ fn late_messages_find_what_omissions_and_crashes_cannot() {
     // run's first fault (it changes the run from its on-time arrival on), or the search
     // explores other candidates.
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(text.contains("certified (ldfi strategy, 1786 executions)"), "{text}");
+    assert!(
+        text.contains("certified (ldfi strategy, 1786 executions)"),
+        "{text}"
+    );
     // Without --max-delay, JSON reports keep their old shape: no `max_delay`, no `delays`.
     let output = verify(
         buggy,

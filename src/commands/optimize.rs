@@ -29,6 +29,7 @@ use graft_rewrites::{FactsFile, Rewritten, SourceRef};
 use crate::commands::fmt::write_atomically;
 use crate::commands::test;
 use crate::cost::count;
+use crate::progress::{self, ProgressLine};
 use crate::protocol::display;
 use crate::{Context, Outcome, load, render};
 
@@ -142,18 +143,35 @@ pub fn run(context: &Context, args: &OptimizeArgs) -> anyhow::Result<Outcome> {
         last_tick: source_run.ticks_run,
     };
     let source_cost = count(&checked.program, &source_run);
+    // Progress on a terminal: versions evaluated so far, and the steps of the latest one.
+    let mut progress = ProgressLine::new("optimize", "versions", progress::wanted(false));
+    let mut evaluated = 0_u64;
     let evaluate = |program: &Checked, facts: &[FactsFile], rewritten: Option<&Rewritten>| {
+        evaluated += 1;
         let Some(rewritten) = rewritten else {
             return Ok(Evaluation {
                 cost: source_cost.clone(),
                 divergence: None,
             });
         };
+        progress.update(
+            evaluated,
+            &format!(
+                "{} step(s): {}",
+                rewritten.justification.passes.len(),
+                rewritten
+                    .justification
+                    .passes
+                    .last()
+                    .map_or("", |pass| pass.request.as_str())
+            ),
+        );
         evaluate_version(program, facts, rewritten, &source_outputs)
             .map_err(|error| format!("{error:#}"))
     };
-    let outcome = match search::search(&checked, &source, &facts_files, objective, budget, evaluate)
-    {
+    let searched = search::search(&checked, &source, &facts_files, objective, budget, evaluate);
+    progress.finish();
+    let outcome = match searched {
         Ok(outcome) => outcome,
         Err(SearchError::Evaluation(reason)) => {
             bail!("could not evaluate a candidate version (a bug in graft): {reason}")
