@@ -177,7 +177,7 @@ fn text_report_names_every_column_and_node() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "graft bench examples/2pc: workload examples/2pc/bench.template at scale 20 (20 requests), 1 worker(s); committed = rows of `decision`"
+        "graft bench examples/2pc: workload examples/2pc/bench.template at scale 20 (20 workload facts), 1 worker(s); committed = rows of `decision`"
     );
     assert!(lines[2].starts_with("version "), "{text}");
     for column in [

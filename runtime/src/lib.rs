@@ -343,11 +343,12 @@ impl Runtime {
             while worker.has_dataflows() {
                 worker.step_or_park(None);
             }
-            ((worker.index() == 0).then(|| gathered.take()), loads.take())
+            let index = worker.index();
+            ((index == 0).then(|| gathered.take()), index, loads.take())
         })?;
         let mut gathered = None;
         let mut loads: BTreeMap<String, NodeLoad> = BTreeMap::new();
-        for (worker_gathered, worker_loads) in results {
+        for (worker_gathered, index, worker_loads) in results {
             gathered = gathered.or(worker_gathered);
             for (node, load) in worker_loads {
                 let name = match prepared.interner.value(node) {
@@ -355,6 +356,7 @@ impl Runtime {
                     other => other.to_string(),
                 };
                 let entry = loads.entry(name).or_default();
+                entry.worker = index;
                 entry.facts_derived += load.facts_derived;
                 entry.messages_sent += load.messages_sent;
                 entry.messages_received += load.messages_received;

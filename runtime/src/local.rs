@@ -948,6 +948,8 @@ struct Local {
 /// counts once, when it starts).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NodeLoad {
+    /// The worker that evaluated the node (a node's work stays on one worker).
+    pub worker: usize,
     pub facts_derived: u64,
     pub messages_sent: u64,
     pub messages_received: u64,

@@ -117,6 +117,8 @@ pub struct VersionBench {
     pub busiest_node: String,
     pub busiest_load: u64,
     pub total_load: u64,
+    /// The load each worker carried (the sum over its nodes), by worker index.
+    pub worker_loads: Vec<u64>,
     pub nodes: Vec<NodeBench>,
     /// The busiest load of the compared version divided by this one's, per tick.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -154,6 +156,8 @@ pub struct ModelBench {
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeBench {
     pub node: String,
+    /// The timely worker that ran the node.
+    pub worker: usize,
     pub facts_derived: u64,
     pub messages_sent: u64,
     pub messages_received: u64,
@@ -758,6 +762,7 @@ fn run_version(
         .iter()
         .map(|(node, load)| NodeBench {
             node: node.clone(),
+            worker: load.worker,
             facts_derived: load.facts_derived,
             messages_sent: load.messages_sent,
             messages_received: load.messages_received,
@@ -805,6 +810,15 @@ fn run_version(
             busiest_node,
             busiest_load,
             total_load: nodes.iter().map(|node| node.load).sum(),
+            worker_loads: (0..workers)
+                .map(|worker| {
+                    nodes
+                        .iter()
+                        .filter(|node| node.worker == worker)
+                        .map(|node| node.load)
+                        .sum()
+                })
+                .collect(),
             nodes,
             measured_load_ratio: None,
             model: None,
@@ -859,7 +873,7 @@ pub fn render_text(report: &Report) -> String {
     for bench in &report.protocols {
         let _ = writeln!(
             out,
-            "graft bench {}: workload {} at scale {} ({} requests), {} worker(s); committed = rows of `{}`",
+            "graft bench {}: workload {} at scale {} ({} workload facts), {} worker(s); committed = rows of `{}`",
             bench.protocol,
             bench.workload,
             bench.scale,
@@ -936,19 +950,28 @@ pub fn render_text(report: &Report) -> String {
         for version in &bench.versions {
             let _ = writeln!(
                 out,
-                "\nper-node load of {} ({} tick(s)): facts derived + messages sent + received",
-                version.version, version.ticks
+                "\nper-node load of {} ({} tick(s)): facts derived + messages sent + received; per worker: {}",
+                version.version,
+                version.ticks,
+                version
+                    .worker_loads
+                    .iter()
+                    .enumerate()
+                    .map(|(worker, load)| format!("{worker}: {load}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             let _ = writeln!(
                 out,
-                "{:<26} {:>12} {:>10} {:>10} {:>12}",
-                "node", "facts", "sent", "received", "load"
+                "{:<26} {:>6} {:>12} {:>10} {:>10} {:>12}",
+                "node", "worker", "facts", "sent", "received", "load"
             );
             for node in &version.nodes {
                 let _ = writeln!(
                     out,
-                    "{:<26} {:>12} {:>10} {:>10} {:>12}",
+                    "{:<26} {:>6} {:>12} {:>10} {:>10} {:>12}",
                     node.node,
+                    node.worker,
                     node.facts_derived,
                     node.messages_sent,
                     node.messages_received,
