@@ -206,11 +206,14 @@ fn strip_comment(line: &str) -> &str {
     line
 }
 
+/// The values of `N` and of the enclosing `for`s' variables.
+type Env = BTreeMap<String, i64>;
+
 fn expand_loops(
     statement: &Statement,
     depth: usize,
-    env: &mut BTreeMap<String, i64>,
-    emit: &mut dyn FnMut(&BTreeMap<String, i64>) -> Result<(), TemplateError>,
+    env: &mut Env,
+    emit: &mut dyn FnMut(&Env) -> Result<(), TemplateError>,
 ) -> Result<(), TemplateError> {
     let Some((var, from, to)) = statement.loops.get(depth) else {
         return emit(env);

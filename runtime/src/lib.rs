@@ -327,7 +327,7 @@ impl Runtime {
             return Err(RuntimeError::LoadsNeedLocalEngine);
         }
         let shown: Vec<RelId> = show.relations(&self.program).into_iter().collect();
-        let prepared = self.prepare(config, facts, shown.clone(), false)?;
+        let prepared = self.prepare(config, facts, shown, false)?;
         let run_plan = Arc::clone(&prepared.plan);
         let execution = Execution {
             workers: workers.max(1),
