@@ -876,6 +876,21 @@ fn model_of(ready: &Prepared) -> anyhow::Result<ModelRaw> {
     })
 }
 
+/// How many nodes per version the text report and the chart show: the busiest ones (the JSON
+/// report has them all).
+pub const SHOWN_NODES: usize = 24;
+
+/// The busiest [`SHOWN_NODES`] nodes of a version in name order, and how many others there are
+/// with the largest load among them.
+fn shown_nodes(version: &VersionBench) -> (Vec<&NodeBench>, usize, u64) {
+    let mut by_load: Vec<&NodeBench> = version.nodes.iter().collect();
+    by_load.sort_by(|a, b| b.load.cmp(&a.load).then_with(|| a.node.cmp(&b.node)));
+    let rest = by_load.split_off(by_load.len().min(SHOWN_NODES));
+    by_load.sort_by(|a, b| a.node.cmp(&b.node));
+    let most = rest.iter().map(|node| node.load).max().unwrap_or(0);
+    (by_load, rest.len(), most)
+}
+
 fn show_ratio(ratio: Option<f64>) -> String {
     ratio.map_or_else(|| "-".to_owned(), |ratio| format!("{ratio:.2}x"))
 }
@@ -979,7 +994,8 @@ pub fn render_text(report: &Report) -> String {
                 "{:<26} {:>6} {:>12} {:>10} {:>10} {:>12}",
                 "node", "worker", "facts", "sent", "received", "load"
             );
-            for node in &version.nodes {
+            let (shown, others, most) = shown_nodes(version);
+            for node in shown {
                 let _ = writeln!(
                     out,
                     "{:<26} {:>6} {:>12} {:>10} {:>10} {:>12}",
@@ -989,6 +1005,12 @@ pub fn render_text(report: &Report) -> String {
                     node.messages_sent,
                     node.messages_received,
                     node.load
+                );
+            }
+            if others > 0 {
+                let _ = writeln!(
+                    out,
+                    "... and {others} other node(s), each with a load of at most {most} (all in --format json)"
                 );
             }
         }
@@ -1005,7 +1027,7 @@ fn escape(text: &str) -> String {
 }
 
 /// The per-node loads as horizontal stacked bars (facts, sent, received), one panel per
-/// version, scaled per protocol to its largest load. Contains no timing figure, so it is the
+/// version (its [`SHOWN_NODES`] busiest nodes), scaled per protocol to its largest load. Contains no timing figure, so it is the
 /// same on every run.
 pub fn render_svg(report: &Report) -> String {
     const WIDTH: u64 = 900;
@@ -1045,7 +1067,8 @@ pub fn render_svg(report: &Report) -> String {
                 escape(&version.busiest_node)
             );
             y += 6;
-            for node in &version.nodes {
+            let (shown, others, others_most) = shown_nodes(version);
+            for node in shown {
                 let top = y;
                 let _ = writeln!(
                     body,
@@ -1078,6 +1101,13 @@ pub fn render_svg(report: &Report) -> String {
                     node.load
                 );
                 y += BAR + GAP;
+            }
+            if others > 0 {
+                y += 12;
+                let _ = writeln!(
+                    body,
+                    r#"<text x="{LABEL}" y="{y}">… and {others} other node(s), each with a load of at most {others_most}</text>"#
+                );
             }
         }
         y += 24;
