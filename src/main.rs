@@ -9,6 +9,7 @@ mod progress;
 mod protocol;
 mod render;
 mod report_html;
+mod template;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -93,6 +94,16 @@ enum Command {
     /// with -o), 1 program errors or nothing to optimize (no role, no traffic, a budget too
     /// small for any rewrite), 2 usage or I/O errors, 4 no step helps (nothing written).
     Optimize(commands::optimize::OptimizeArgs),
+    /// Run versions of a protocol side by side on a generated workload on the timely runtime:
+    /// wall time, committed requests per second, and every node's load (facts derived,
+    /// messages sent and received), with an SVG chart of the loads (`-o DIR`).
+    ///
+    /// The workload is the original program's, from a workload template expanded at --scale
+    /// (docs/bench.md); each rewritten version runs on it mapped through its justification's
+    /// passes. Only the timing figures vary between runs. Exit status: 0 done, 1 errors in the
+    /// program or the workload, 2 usage errors (no traffic, unknown version, a node the topology
+    /// does not name).
+    Bench(commands::bench::BenchArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -146,6 +157,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => commands::verify::run(&context, &args),
         Command::Report(args) => commands::report::run(&context, &args),
         Command::Optimize(args) => commands::optimize::run(&context, &args),
+        Command::Bench(args) => commands::bench::run(&context, &args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -34,6 +34,7 @@ use graft_compiler::ir::{self, Persistence, RelId, RuleId, RuleKind, Type, Value
 use graft_eval::{CrashModel, RunConfig, ShowSet, ShownFact};
 
 pub use cluster::{Cluster, DEFAULT_BASE_PORT, Execution, default_addresses, parse_hostfile};
+pub use local::NodeLoad;
 
 use crate::lower::{Gathered, RunPlan};
 use crate::plan::RulePlan;
@@ -86,6 +87,25 @@ pub enum RuntimeError {
     Timely(String),
     #[error("the executions of one batch must share their end of time, tick cap and crash model")]
     MixedBatch,
+    #[error(
+        "per-node loads are counted by the node-local engine, and this run needs the dataflow lowering (some rule reads another node's facts in the same tick)"
+    )]
+    LoadsNeedLocalEngine,
+}
+
+/// What [`Runtime::run_counting_loads`] measured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountedRun {
+    /// Ticks evaluated: `1..=ticks_run`.
+    pub ticks_run: u64,
+    /// The run stopped at `max_ticks` before reaching quiescence (only without `eot`).
+    pub capped: bool,
+    /// Every fact of the shown relations that held at some tick, once, as (relation name,
+    /// values), sorted: no per-tick copies, which a long run of a large workload cannot afford.
+    pub held: Vec<(String, Vec<Value>)>,
+    /// Every node that did some work, by name (a node that only held given facts and never
+    /// derived, sent or received anything may be absent).
+    pub loads: BTreeMap<String, NodeLoad>,
 }
 
 /// What a run shows: on process 0 the facts, else nothing.
@@ -292,6 +312,87 @@ impl Runtime {
             capped,
             facts,
         }))
+    }
+
+    /// Runs the program as [`run`](Runtime::run) does, in this process only, and counts each
+    /// node's load on the way ([`NodeLoad`]): the facts its evaluations derived and the
+    /// messages it sent and received. The counters live in the node-local engine, off in every
+    /// other run; a run that needs the dataflow lowering is refused
+    /// ([`RuntimeError::LoadsNeedLocalEngine`]).
+    pub fn run_counting_loads(
+        &self,
+        config: &RunConfig,
+        facts: &[ir::Fact],
+        show: &ShowSet,
+        workers: usize,
+    ) -> Result<CountedRun, RuntimeError> {
+        if !self.is_local(show) {
+            return Err(RuntimeError::LoadsNeedLocalEngine);
+        }
+        let shown: Vec<RelId> = show.relations(&self.program).into_iter().collect();
+        let prepared = self.prepare(config, facts, shown, false)?;
+        let run_plan = Arc::clone(&prepared.plan);
+        let execution = Execution {
+            workers: workers.max(1),
+            cluster: None,
+        };
+        let results = cluster::execute(&execution, move |worker| {
+            let gathered = Rc::new(RefCell::new(Gathered::default()));
+            let loads = Rc::new(RefCell::new(local::Loads::new()));
+            let plan = Arc::clone(&run_plan);
+            worker.dataflow::<u64, _, _>(|scope| {
+                local::build_counting(scope, &plan, &gathered, Some(Rc::clone(&loads)));
+            });
+            while worker.has_dataflows() {
+                worker.step_or_park(None);
+            }
+            let index = worker.index();
+            ((index == 0).then(|| gathered.take()), index, loads.take())
+        })?;
+        let mut gathered = None;
+        let mut loads: BTreeMap<String, NodeLoad> = BTreeMap::new();
+        for (worker_gathered, index, worker_loads) in results {
+            gathered = gathered.or(worker_gathered);
+            for (node, load) in worker_loads {
+                let name = match prepared.interner.value(node) {
+                    Value::Str(name) => name.to_string(),
+                    other => other.to_string(),
+                };
+                let entry = loads.entry(name).or_default();
+                entry.worker = index;
+                entry.facts_derived += load.facts_derived;
+                entry.messages_sent += load.messages_sent;
+                entry.messages_received += load.messages_received;
+            }
+        }
+        let gathered = gathered
+            .ok_or_else(|| RuntimeError::Timely("worker 0 returned no results".to_owned()))?;
+        let (ticks_run, capped) = self.ticks_run(config, &prepared.given, &gathered.changes);
+        let mut held = BTreeSet::new();
+        for ((rel, row), tick, diff) in &gathered.updates {
+            if *diff > 0 && *tick <= ticks_run {
+                held.insert((*rel, row.clone()));
+            }
+        }
+        let held = held
+            .into_iter()
+            .map(|(rel, row)| {
+                let name = self.program.relations[rel as usize].name.clone();
+                let values = row
+                    .iter()
+                    .map(|val| prepared.interner.value(val))
+                    .collect::<Vec<_>>();
+                (name, values)
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        Ok(CountedRun {
+            ticks_run,
+            capped,
+            held,
+            loads,
+        })
     }
 
     /// Runs the program as [`run`](Runtime::run) does, recording what the reference

@@ -938,10 +938,40 @@ struct Local {
     next_rules: Vec<usize>,
     delete_rules: Vec<usize>,
     pool: Pool,
+    /// Per-node load counters, only when the run counts them (`None`: nothing is counted).
+    loads: Option<Counting>,
+}
+
+/// The work one node did in a run: the facts its evaluations derived (the contents of every
+/// relation some rule derives, per component it re-evaluated), and the messages it sent and
+/// received (the local engine's message diffs: a message resent unchanged tick after tick
+/// counts once, when it starts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeLoad {
+    /// The worker that evaluated the node (a node's work stays on one worker).
+    pub worker: usize,
+    pub facts_derived: u64,
+    pub messages_sent: u64,
+    pub messages_received: u64,
+}
+
+/// Each node's load, as one worker counted it.
+pub(crate) type Loads = BTreeMap<Val, NodeLoad>;
+
+/// A worker's counters and which relations count as derived.
+struct Counting {
+    loads: Rc<RefCell<Loads>>,
+    /// Per relation: the head of some rule.
+    derived: Vec<bool>,
 }
 
 impl Local {
-    fn new(plan: Arc<RunPlan>, index: usize, peers: usize) -> Local {
+    fn new(
+        plan: Arc<RunPlan>,
+        index: usize,
+        peers: usize,
+        loads: Option<Rc<RefCell<Loads>>>,
+    ) -> Local {
         let peers = u64::try_from(peers.max(1)).unwrap_or(1);
         let index = u64::try_from(index).unwrap_or(0);
         let keep = needed_rules(&plan.rules, &plan.tables, &plan.shown, plan.relations);
@@ -1020,6 +1050,15 @@ impl Local {
                 .collect()
         };
         let drop_ticks = drops.iter().map(|(_, _, tick)| *tick).collect();
+        let loads = loads.map(|loads| {
+            let mut derived = vec![false; relations];
+            for rule in &plan.rules {
+                if let Some(flag) = derived.get_mut(rule.head_rel.index()) {
+                    *flag = true;
+                }
+            }
+            Counting { loads, derived }
+        });
         Local {
             keep,
             drop_ticks,
@@ -1038,6 +1077,7 @@ impl Local {
             next_rules: by_kind(RuleKind::Next),
             delete_rules: by_kind(RuleKind::Delete),
             pool: Pool::default(),
+            loads,
             plan,
         }
     }
@@ -1071,6 +1111,16 @@ impl Local {
                 .entry(node)
                 .or_insert_with(|| NodeState::new(relations, shown, shared));
             state.deliver(rel, row, diff, tick);
+            if diff > 0
+                && let Some(counting) = &self.loads
+            {
+                counting
+                    .loads
+                    .borrow_mut()
+                    .entry(node)
+                    .or_default()
+                    .messages_received += 1;
+            }
             if !state.arrived {
                 state.arrived = true;
                 arrived.push(node);
@@ -1418,6 +1468,20 @@ impl Local {
                 for rel in &component.relations {
                     changed[rel.index()] = !same(&db.rels[rel.index()], &previous[rel.index()]);
                 }
+                if let Some(counting) = &self.loads {
+                    let derived: usize = component
+                        .relations
+                        .iter()
+                        .filter(|rel| counting.derived[rel.index()])
+                        .map(|rel| db.rels[rel.index()].len())
+                        .sum();
+                    counting
+                        .loads
+                        .borrow_mut()
+                        .entry(node)
+                        .or_default()
+                        .facts_derived += derived as u64;
+                }
             }
             for index in self
                 .delete_rules
@@ -1596,13 +1660,16 @@ impl Local {
         let withheld = self.withheld(node, tick, crashed);
         let before = std::mem::replace(&mut state.out.withheld, withheld);
         let now = &state.out.withheld;
+        let mut sent: u64 = 0;
         if *now == before {
             // Only the derived messages changed.
             for (rel, Full { row, .. }, added) in state.out.changes.drain(..) {
                 if !now.withholds(&row) {
+                    sent += u64::from(added);
                     items.push(Item::Message(rel, row, if added { 1 } else { -1 }));
                 }
             }
+            self.count_sent(node, sent);
             return;
         }
         // Faults changed: compare what was sent with what is sent, message by message. The
@@ -1644,6 +1711,7 @@ impl Local {
             let sent_before = was && !before.withholds(&full.row);
             let sent_now = is && !now.withholds(&full.row);
             if sent_before != sent_now {
+                sent += u64::from(sent_now);
                 items.push(Item::Message(
                     rel,
                     full.row.clone(),
@@ -1651,13 +1719,39 @@ impl Local {
                 ));
             }
         }
+        self.count_sent(node, sent);
+    }
+
+    /// Adds `sent` messages to the node's load, when the run counts loads.
+    fn count_sent(&self, node: Val, sent: u64) {
+        if let Some(counting) = &self.loads
+            && sent > 0
+        {
+            counting
+                .loads
+                .borrow_mut()
+                .entry(node)
+                .or_default()
+                .messages_sent += sent;
+        }
     }
 }
 
 /// Builds the run's dataflow in `scope`: one operator per worker in a loop of one tick;
 /// worker 0 gathers into `gathered`.
 pub(crate) fn build(scope: Scope<'_, u64>, plan: &Arc<RunPlan>, gathered: &Rc<RefCell<Gathered>>) {
-    let mut local = Local::new(Arc::clone(plan), scope.index(), scope.peers());
+    build_counting(scope, plan, gathered, None);
+}
+
+/// [`build`], each worker also counting its nodes' loads into `loads` when given (the
+/// counters cost nothing when not).
+pub(crate) fn build_counting(
+    scope: Scope<'_, u64>,
+    plan: &Arc<RunPlan>,
+    gathered: &Rc<RefCell<Gathered>>,
+    loads: Option<Rc<RefCell<Loads>>>,
+) {
+    let mut local = Local::new(Arc::clone(plan), scope.index(), scope.peers(), loads);
     let sink = Rc::clone(gathered);
     let (handle, cycle) = scope.feedback::<Vec<Item>>(1);
     cycle

@@ -1,5 +1,6 @@
 //! One module per `graft` subcommand: argument definitions and the command's body.
 
+pub mod bench;
 pub mod check;
 pub mod explain;
 pub mod fmt;
