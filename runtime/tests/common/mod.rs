@@ -191,8 +191,11 @@ pub fn compare(
         lines: expected.len(),
         ..Compared::default()
     };
+    // Runs with late messages always use the dataflow lowering (the node-local engine delivers
+    // every message at the next tick).
+    let local = runtime.is_local(show) && config.delays.is_empty();
     let mut lowerings = vec![Lowering::Auto];
-    if runtime.is_local(show) {
+    if local {
         compared.local += 1;
         if both {
             lowerings.push(Lowering::Dataflow);
@@ -202,7 +205,7 @@ pub fn compare(
         compared.dataflow += 1;
     }
     for lowering in lowerings {
-        let name = if lowering == Lowering::Dataflow || !runtime.is_local(show) {
+        let name = if lowering == Lowering::Dataflow || !local {
             "timely (dataflow lowering)"
         } else {
             "timely (node-local engine)"
