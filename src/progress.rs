@@ -61,6 +61,8 @@ pub struct ProgressLine {
     last_draw: Option<Instant>,
     /// Characters on the line now (to be blanked by the next draw or the end).
     drawn: usize,
+    /// The count last reported.
+    count: u64,
     out: Box<dyn Write + Send>,
 }
 
@@ -85,8 +87,14 @@ impl ProgressLine {
             start: Instant::now(),
             last_draw: None,
             drawn: 0,
+            count: 0,
             out,
         }
+    }
+
+    /// The count last reported (0 before any).
+    pub fn count(&self) -> u64 {
+        self.count
     }
 
     /// Whether anything will ever be drawn.
@@ -100,6 +108,7 @@ impl ProgressLine {
     }
 
     fn update_at(&mut self, now: Instant, count: u64, detail: &str) {
+        self.count = count;
         if !self.enabled {
             return;
         }

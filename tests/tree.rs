@@ -353,3 +353,35 @@ fn optimize_shows_progress_on_a_terminal_only() {
     assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
     assert!(output.stderr.is_empty(), "{}", transcript(&output));
 }
+
+#[test]
+fn bench_shows_progress_on_a_terminal_only() {
+    let graft_binary = env!("CARGO_BIN_EXE_graft");
+    // Seconds per version in a debug build: long enough to draw.
+    let command =
+        format!("{graft_binary} --color=never bench examples/voting --scale 20000 --workers 2");
+    let Some(text) = on_a_terminal(&format!("{command} > /dev/null")) else {
+        println!("skipped: no `script` to give graft a terminal");
+        return;
+    };
+    let drawn: Vec<&str> = text
+        .split('\r')
+        .filter(|part| part.starts_with("bench: "))
+        .collect();
+    assert!(!drawn.is_empty(), "no progress line on a terminal:\n{text}");
+    assert!(
+        drawn.iter().all(|line| line.contains(" versions, ")),
+        "{drawn:?}"
+    );
+    assert!(
+        drawn
+            .iter()
+            .any(|line| line.contains("now decouple-collector of examples/voting")),
+        "{drawn:?}"
+    );
+    let json = on_a_terminal(&format!("{command} --format json > /dev/null")).unwrap_or_default();
+    assert!(
+        !json.contains("bench: "),
+        "progress with --format json:\n{json}"
+    );
+}

@@ -36,6 +36,7 @@ use serde::Serialize;
 
 use crate::commands::fmt::write_atomically;
 use crate::commands::rewrite::cost_of;
+use crate::progress::{self, ProgressLine};
 use crate::protocol::{self, Version, display};
 use crate::template::Template;
 use crate::{Context, Outcome, load, render};
@@ -190,12 +191,27 @@ pub fn run(context: &Context, args: &BenchArgs) -> anyhow::Result<Outcome> {
         workers: args.workers,
         protocols: Vec::new(),
     };
+    // Progress on a terminal: versions benched so far, and the one running now.
+    let mut progress = ProgressLine::new(
+        "bench",
+        "versions",
+        progress::wanted(args.format == BenchFormat::Json),
+    );
     for (root, chosen) in &groups {
-        match bench_protocol(context, args, root, chosen, workers)? {
-            Some(bench) => report.protocols.push(bench),
-            None => return Ok(Outcome::ProgramErrors),
+        let benched = bench_protocol(context, args, root, chosen, workers, &mut progress);
+        match benched {
+            Ok(Some(bench)) => report.protocols.push(bench),
+            Ok(None) => {
+                progress.finish();
+                return Ok(Outcome::ProgramErrors);
+            }
+            Err(error) => {
+                progress.finish();
+                return Err(error);
+            }
         }
     }
+    progress.finish();
     let text = match args.format {
         BenchFormat::Text => render_text(&report),
         BenchFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
@@ -337,6 +353,7 @@ fn bench_protocol(
     root: &Path,
     chosen: &[usize],
     workers: usize,
+    progress: &mut ProgressLine,
 ) -> anyhow::Result<Option<ProtocolBench>> {
     let versions = protocol::versions(root)?;
     let Some(original) = versions.iter().position(|v| v.justification.is_none()) else {
@@ -490,13 +507,19 @@ fn bench_protocol(
         },
     );
     let mut results: Vec<(usize, VersionBench, Option<ModelRaw>, f64)> = Vec::new();
+    let mut done = progress.count();
     for &index in chosen {
         prepare(&versions, index, &mut prepared, root)?;
         let version = &versions[index];
         let ready = &prepared[&index];
         let name = version.name(root);
+        progress.update(
+            done,
+            &format!("now {name} of {}, {workers} worker(s)", display(root)),
+        );
         let (bench, per_tick) =
             run_version(ready, &committed, &name, version, root, workers, args)?;
+        done += 1;
         let model = if args.model {
             Some(model_of(ready)?)
         } else {
@@ -504,6 +527,7 @@ fn bench_protocol(
         };
         results.push((index, bench, model, per_tick));
     }
+    progress.update(done, &format!("{} done", display(root)));
     // Ratios against the version each is compared with: its source when benched, else the
     // first version benched.
     let first = results.first().map(|(index, ..)| *index);
