@@ -262,7 +262,13 @@ fn on_a_terminal(command: &str) -> Option<String> {
     let script = ["/usr/bin/script", "/bin/script"]
         .into_iter()
         .find(|path| Path::new(path).is_file())?;
-    let log = std::env::temp_dir().join(format!("graft-tree-{}-terminal.log", std::process::id()));
+    // One typescript per call: the tests of this file run in parallel threads.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = std::env::temp_dir().join(format!(
+        "graft-tree-{}-{call}-terminal.log",
+        std::process::id()
+    ));
     let status = std::process::Command::new(script)
         .args(["-qec", command])
         .arg(&log)
