@@ -19,7 +19,7 @@ use clap::{Args, ValueEnum};
 use graft_compiler::Checked;
 use graft_compiler::ir;
 use graft_eval::{Evaluator, RunConfig, ShowSet};
-use graft_language::diagnostic::{Diagnostic, sort_diagnostics};
+use graft_language::diagnostic::Diagnostic;
 use graft_rewrites::compare::{self, OutputFact};
 use graft_rewrites::cost::{Cost, factor};
 use graft_rewrites::justification::Predicted;
@@ -27,11 +27,12 @@ use graft_rewrites::search::{self, Budget, Evaluation, Objective, SearchError, S
 use graft_rewrites::{FactsFile, Rewritten, SourceRef};
 
 use crate::commands::fmt::write_atomically;
+use crate::commands::rewrite::{RewriteInput, load_input};
 use crate::commands::test;
 use crate::cost::count;
 use crate::progress::{self, ProgressLine};
 use crate::protocol::display;
-use crate::{Context, Outcome, load, render};
+use crate::{Context, Outcome};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ObjectiveArg {
@@ -84,46 +85,15 @@ pub fn run(context: &Context, args: &OptimizeArgs) -> anyhow::Result<Outcome> {
     {
         bail!("`{output}` already exists; name a new directory with -o (nothing was written)");
     }
-    let mut loaded = load::load(&args.files)?;
-    let checked = graft_compiler::check(&loaded.sources, &loaded.files);
-    let mut diagnostics = loaded.diagnostics.clone();
-    diagnostics.extend(checked.diagnostics.iter().cloned());
-    let workload = load::load_facts(&mut loaded.sources, &args.facts)?;
-    diagnostics.extend(workload.diagnostics);
-    let mut facts_files = Vec::new();
-    let mut ir_facts = Vec::new();
-    if !diagnostics.iter().any(Diagnostic::is_error) {
-        for (path, file) in args.facts.iter().zip(&workload.files) {
-            let (facts, fact_diagnostics) =
-                graft_compiler::check_facts(&checked.program, std::slice::from_ref(file));
-            diagnostics.extend(fact_diagnostics);
-            facts_files.push(FactsFile {
-                name: path.clone(),
-                facts: facts
-                    .iter()
-                    .map(|fact| graft_rewrites::draft::fact_of(&checked.program, fact))
-                    .collect(),
-                generated: Vec::new(),
-            });
-            ir_facts.extend(facts);
-        }
-    }
-    sort_diagnostics(&mut diagnostics);
-    if diagnostics.iter().any(Diagnostic::is_error) {
-        render::emit_diagnostics(&loaded.sources, &diagnostics, context.color);
-        eprintln!(
-            "{}; nothing was optimized",
-            render::count_line(&diagnostics)
-        );
+    let Some(RewriteInput {
+        checked,
+        facts_files,
+        ir_facts,
+        source,
+        ..
+    }) = load_input(context, &args.files, &args.facts, "optimized")?
+    else {
         return Ok(Outcome::ProgramErrors);
-    }
-    let mut bytes = Vec::new();
-    for file in &args.files {
-        bytes.extend(std::fs::read(file).with_context(|| format!("cannot read `{file}`"))?);
-    }
-    let source = SourceRef {
-        files: args.files.clone(),
-        hash: graft_rewrites::content_hash(&bytes),
     };
     let objective = match args.objective {
         ObjectiveArg::Throughput => Objective::Throughput,

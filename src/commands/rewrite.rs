@@ -77,46 +77,15 @@ pub fn run(context: &Context, args: &RewriteArgs) -> anyhow::Result<Outcome> {
     if args.cost && args.facts.is_empty() {
         bail!("--cost needs a workload: give --facts FILE (topology and workload)");
     }
-    let mut loaded = load::load(&args.files)?;
-    let checked = graft_compiler::check(&loaded.sources, &loaded.files);
-    let mut diagnostics = loaded.diagnostics.clone();
-    diagnostics.extend(checked.diagnostics.iter().cloned());
-    let workload = load::load_facts(&mut loaded.sources, &args.facts)?;
-    diagnostics.extend(workload.diagnostics);
-    let mut facts_files = Vec::new();
-    let mut ir_facts = Vec::new();
-    if !diagnostics.iter().any(Diagnostic::is_error) {
-        for (path, file) in args.facts.iter().zip(&workload.files) {
-            let (facts, fact_diagnostics) =
-                graft_compiler::check_facts(&checked.program, std::slice::from_ref(file));
-            diagnostics.extend(fact_diagnostics);
-            facts_files.push(FactsFile {
-                name: path.clone(),
-                facts: facts
-                    .iter()
-                    .map(|fact| graft_rewrites::draft::fact_of(&checked.program, fact))
-                    .collect(),
-                generated: Vec::new(),
-            });
-            ir_facts.extend(facts);
-        }
-    }
-    sort_diagnostics(&mut diagnostics);
-    if diagnostics.iter().any(Diagnostic::is_error) {
-        render::emit_diagnostics(&loaded.sources, &diagnostics, context.color);
-        eprintln!(
-            "{}; nothing was rewritten",
-            render::count_line(&diagnostics)
-        );
+    let Some(RewriteInput {
+        loaded,
+        checked,
+        facts_files,
+        ir_facts,
+        source,
+    }) = load_input(context, &args.files, &args.facts, "rewritten")?
+    else {
         return Ok(Outcome::ProgramErrors);
-    }
-    let mut bytes = Vec::new();
-    for file in &args.files {
-        bytes.extend(std::fs::read(file).with_context(|| format!("cannot read `{file}`"))?);
-    }
-    let source = SourceRef {
-        files: args.files.clone(),
-        hash: graft_rewrites::content_hash(&bytes),
     };
     let rewritten = match graft_rewrites::rewrite(&checked, &source, facts_files, &passes) {
         Ok(rewritten) => rewritten,
@@ -288,6 +257,72 @@ pub fn run(context: &Context, args: &RewriteArgs) -> anyhow::Result<Outcome> {
         .collect();
     eprintln!("applied: {}", case.join(", "));
     Ok(Outcome::Success)
+}
+
+/// A program and its workload, loaded and checked, as `graft rewrite` and `graft optimize`
+/// take them: the facts per file (for the passes to rewrite) and all together (to run).
+pub struct RewriteInput {
+    pub loaded: graft_language::loader::LoadedProgram,
+    pub checked: Checked,
+    pub facts_files: Vec<FactsFile>,
+    pub ir_facts: Vec<graft_compiler::ir::Fact>,
+    /// The program's files and the hash of their bytes.
+    pub source: SourceRef,
+}
+
+/// Loads and checks `files` and the `facts` files; on errors, prints them with
+/// "nothing was {done}" and returns `None`.
+pub fn load_input(
+    context: &Context,
+    files: &[String],
+    facts: &[String],
+    done: &str,
+) -> anyhow::Result<Option<RewriteInput>> {
+    let mut loaded = load::load(files)?;
+    let checked = graft_compiler::check(&loaded.sources, &loaded.files);
+    let mut diagnostics = loaded.diagnostics.clone();
+    diagnostics.extend(checked.diagnostics.iter().cloned());
+    let workload = load::load_facts(&mut loaded.sources, facts)?;
+    diagnostics.extend(workload.diagnostics);
+    let mut facts_files = Vec::new();
+    let mut ir_facts = Vec::new();
+    if !diagnostics.iter().any(Diagnostic::is_error) {
+        for (path, file) in facts.iter().zip(&workload.files) {
+            let (checked_facts, fact_diagnostics) =
+                graft_compiler::check_facts(&checked.program, std::slice::from_ref(file));
+            diagnostics.extend(fact_diagnostics);
+            facts_files.push(FactsFile {
+                name: path.clone(),
+                facts: checked_facts
+                    .iter()
+                    .map(|fact| graft_rewrites::draft::fact_of(&checked.program, fact))
+                    .collect(),
+                generated: Vec::new(),
+            });
+            ir_facts.extend(checked_facts);
+        }
+    }
+    sort_diagnostics(&mut diagnostics);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        render::emit_diagnostics(&loaded.sources, &diagnostics, context.color);
+        eprintln!("{}; nothing was {done}", render::count_line(&diagnostics));
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    for file in files {
+        bytes.extend(std::fs::read(file).with_context(|| format!("cannot read `{file}`"))?);
+    }
+    let source = SourceRef {
+        files: files.to_vec(),
+        hash: graft_rewrites::content_hash(&bytes),
+    };
+    Ok(Some(RewriteInput {
+        loaded,
+        checked,
+        facts_files,
+        ir_facts,
+        source,
+    }))
 }
 
 /// The configurations a quorum change of `source` is verified under: those of the protocol

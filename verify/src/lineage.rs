@@ -47,7 +47,7 @@ use graft_compiler::ir::{self, RelId, RuleKind, Term, Value};
 
 use crate::matcher::{self, Slots};
 use graft_eval::hash::{FastMap, FastSet};
-use graft_eval::{Absent, Derivation, FactRef, Run};
+use graft_eval::{Absent, Derivation, FactRef, Message, Run};
 
 use crate::faults::{Bounds, Delay, Drop, FaultSet};
 
@@ -1295,18 +1295,14 @@ impl<'a> Lineage<'a> {
             if message.rel != rel
                 || by == 0
                 || by > self.bounds.max_delay
-                || message.send_tick >= self.bounds.eff
                 || message.arrival() == tick
-                || !message.fate.is_delivered()
-                || message.sender == message.dest
                 || !admits_all(pattern, &message.tuple)
             {
                 continue;
             }
-            let (from, to) = (node_name(&message.sender), node_name(&message.dest));
-            if self.nodes.binary_search(&from).is_err() || self.nodes.binary_search(&to).is_err() {
+            let Some((from, to)) = self.delayable(message) else {
                 continue;
-            }
+            };
             solutions.push(vec![self.atoms.intern(FaultAtom::Delay {
                 from,
                 to,
@@ -1315,6 +1311,20 @@ impl<'a> Lineage<'a> {
             })]);
         }
         solutions
+    }
+
+    /// The sender and destination of a message of this run that a delay may hold back: one
+    /// delivered between two nodes, sent before EFF.
+    fn delayable(&self, message: &Message) -> Option<(String, String)> {
+        if !message.fate.is_delivered()
+            || message.sender == message.dest
+            || message.send_tick >= self.bounds.eff
+        {
+            return None;
+        }
+        let (from, to) = (node_name(&message.sender), node_name(&message.dest));
+        let known = |node: &String| self.nodes.binary_search(node).is_ok();
+        (known(&from) && known(&to)).then_some((from, to))
     }
 
     /// Whether a new firing of `rule` under the head's bindings (`slots`, `not`) is possible
@@ -1680,16 +1690,12 @@ impl<'a> Lineage<'a> {
                 .cloned()
                 .unwrap_or_default();
             for message in &run.messages {
-                let (from, to) = (node_name(&message.sender), node_name(&message.dest));
-                if !reached.contains(&message.rel)
-                    || !message.fate.is_delivered()
-                    || message.sender == message.dest
-                    || message.send_tick >= self.bounds.eff
-                    || self.nodes.binary_search(&from).is_err()
-                    || self.nodes.binary_search(&to).is_err()
-                {
+                if !reached.contains(&message.rel) {
                     continue;
                 }
+                let Some((from, to)) = self.delayable(message) else {
+                    continue;
+                };
                 for by in 1..=self.bounds.max_delay {
                     if message.send_tick.saturating_add(1).saturating_add(by) > tick {
                         break;

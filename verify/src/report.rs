@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::faults::{Bounds, Crash, Delay, Drop};
+use crate::faults::{Bounds, Crash, Delay, Drop, FaultSet};
 use crate::search::{Search, Verdict};
 use crate::spec::{Violation, ViolationKind};
 
@@ -25,27 +25,16 @@ pub struct CounterexampleReport {
 impl CounterexampleReport {
     /// Its faults on one line: `drop a->b@1, crash c@2, delay a->c@1+2`, or `no faults`.
     pub fn faults_text(&self) -> String {
-        let mut faults: Vec<String> = self
-            .drops
-            .iter()
-            .map(|drop| format!("drop {}->{}@{}", drop.from, drop.to, drop.tick))
-            .collect();
-        faults.extend(
-            self.crashes
+        FaultSet {
+            drops: self.drops.iter().cloned().collect(),
+            crashes: self
+                .crashes
                 .iter()
-                .map(|crash| format!("crash {}@{}", crash.node, crash.tick)),
-        );
-        faults.extend(self.delays.iter().map(|delay| {
-            format!(
-                "delay {}->{}@{}+{}",
-                delay.from, delay.to, delay.tick, delay.by
-            )
-        }));
-        if faults.is_empty() {
-            "no faults".to_string()
-        } else {
-            faults.join(", ")
+                .map(|crash| (crash.node.clone(), crash.tick))
+                .collect(),
+            delays: self.delays.iter().cloned().collect(),
         }
+        .to_string()
     }
 }
 
