@@ -9,7 +9,8 @@ use crate::FactsFile;
 use crate::draft::Draft;
 
 /// Role name (or `node` for untyped columns) -> the node names in columns of that type, over
-/// the program's facts and every facts file.
+/// the program's facts and every facts file, without the names of partitioned nodes (see
+/// [`is_partitioned`]).
 pub fn nodes_by_type(draft: &Draft, files: &[FactsFile]) -> BTreeMap<String, BTreeSet<String>> {
     let mut nodes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let facts = draft.facts.iter().chain(
@@ -31,7 +32,31 @@ pub fn nodes_by_type(draft: &Draft, files: &[FactsFile]) -> BTreeMap<String, BTr
             }
         }
     }
+    for names in nodes.values_mut() {
+        let retired: Vec<String> = names
+            .iter()
+            .filter(|name| is_partitioned(name, names))
+            .cloned()
+            .collect();
+        for name in retired {
+            names.remove(&name);
+        }
+    }
     nodes
+}
+
+/// Whether `name` was partitioned: the same type has nodes `name/0`, `name/1`, .. (a
+/// partition's names), and `name` is kept only to address them (routing tables map it to its
+/// partitions). Such a name is not a node: no pass generates facts for it.
+fn is_partitioned(name: &str, names: &BTreeSet<String>) -> bool {
+    let prefix = format!("{name}/");
+    names
+        .range(prefix.clone()..)
+        .take_while(|other| other.starts_with(&prefix))
+        .any(|other| {
+            let rest = &other[prefix.len()..];
+            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+        })
 }
 
 /// The nodes of `role`.

@@ -711,6 +711,9 @@ pub(super) fn apply(plan: &DecouplePlan, draft: &mut Draft, files: &mut [FactsFi
     relocate(&mut draft.facts);
     for file in files.iter_mut() {
         relocate(&mut file.facts);
+        // Facts an earlier pass generated (a partition's `R_self`, say) are inputs like any
+        // other: a moved rule that reads one reads its copy at the new node.
+        relocate(&mut file.generated);
     }
     let mut senders: BTreeSet<String> = BTreeSet::new();
     for sender_type in &sender_types {

@@ -2003,11 +2003,28 @@ pub(super) fn apply(plan: &PartitionPlan, draft: &mut Draft, files: &mut [FactsF
             }
         }
     }
+    // Inputs located at any node (`at: node`, e.g. a decoupled role's routing table, held by
+    // every sender of its channels): the facts at a node of the role are read by the role's
+    // rules, so each partition needs them, as a replicated read-only input.
+    let at_any_node: BTreeSet<String> = draft
+        .relations
+        .iter()
+        .filter(|relation| relation.input && relation.location_type() == "node")
+        .map(|relation| relation.name.clone())
+        .collect();
     let relocate = |facts: &mut Vec<crate::DFact>| {
         let mut moved = Vec::new();
         for fact in facts.drain(..) {
             let key = if at_role.contains(&fact.rel) {
                 plan.keys.get(&fact.rel).cloned()
+            } else if at_any_node.contains(&fact.rel)
+                && fact
+                    .values
+                    .first()
+                    .and_then(Value::as_str)
+                    .is_some_and(|node| role_nodes.contains(node))
+            {
+                Some(None)
             } else {
                 None
             };
