@@ -379,3 +379,111 @@ fn chains_of_decouple_and_partition_keep_the_outputs() {
         );
     }
 }
+
+/// Copies `tests/optimize/quorum-retry` (a leader that resends until a quorum acknowledged;
+/// a smaller quorum stops it earlier) into a scratch directory, with `extra` appended to the
+/// program.
+fn quorum_protocol(name: &str, extra: &str) -> PathBuf {
+    let protocol = scratch(name);
+    let from = root().join("tests/optimize/quorum-retry");
+    for file in [
+        "quorum-retry.graft",
+        "topology.facts",
+        "workload.facts",
+        "protocol.json",
+    ] {
+        std::fs::copy(from.join(file), protocol.join(file)).expect("copy");
+    }
+    if !extra.is_empty() {
+        let program = protocol.join("quorum-retry.graft");
+        let mut text = std::fs::read_to_string(&program).expect("read");
+        text.push_str(extra);
+        std::fs::write(&program, text).expect("write");
+    }
+    protocol
+}
+
+fn optimize_quorum(protocol: &Path, out: Option<&str>) -> std::process::Output {
+    let mut args = vec![
+        "optimize",
+        "quorum-retry.graft",
+        "--facts",
+        "topology.facts",
+        "--facts",
+        "workload.facts",
+        "--machines",
+        "5",
+        "--max-steps",
+        "2",
+        "--explain",
+    ];
+    if let Some(out) = out {
+        args.extend(["-o", out]);
+    }
+    graft_in(protocol, &args)
+}
+
+/// A quorum change that lowers the load is searched, verified under the protocol's bounds
+/// before it is kept, and recorded as verified in the version's justification.
+#[test]
+fn a_quorum_change_that_helps_is_verified_and_kept() {
+    let protocol = quorum_protocol("quorum-kept", "");
+    let output = optimize_quorum(&protocol, Some("versions/optimized"));
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(
+            "1     quorum(QUORUM=2)  L (leader)          136  L (leader)         106  5 -> 5"
+        ),
+        "{stdout}"
+    );
+    // A change that does not lower the load is never verified.
+    assert!(
+        stdout.contains("no-gain        quorum(N=4): does not lower the bottleneck's load (136 -> 136), so it was not verified; on the source"),
+        "{stdout}"
+    );
+    let justification: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(protocol.join("versions/optimized/justification.json"))
+            .expect("justification"),
+    )
+    .expect("JSON");
+    let pass = &justification["passes"][0];
+    assert_eq!(pass["request"], "quorum(QUORUM=2)");
+    assert_eq!(pass["verified"][0]["eot"], 6, "{justification:#}");
+    assert!(
+        pass["preconditions"]
+            .as_array()
+            .expect("preconditions")
+            .iter()
+            .any(|p| p["name"] == "verified"),
+        "{justification:#}"
+    );
+    // The protocol, its new version included, verifies under its bounds.
+    let verify = graft(&["verify", &protocol.to_string_lossy()]);
+    assert_eq!(exit_code(&verify), 0, "{}", transcript(&verify));
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("versions/optimized/quorum-retry.graft"),
+        "{}",
+        transcript(&verify)
+    );
+}
+
+/// A quorum change that would help but breaks an invariant under the protocol's bounds is
+/// never chosen: the search says no step helps, and --explain shows the counterexample.
+#[test]
+fn a_quorum_change_that_breaks_an_invariant_is_not_kept() {
+    let protocol = quorum_protocol(
+        "quorum-refused",
+        "\n// Every acceptor acknowledged a decided request.\nnever decided(L, Id), acceptor_of(L, A), notin acks(L, Id, A), notin crash(L, A, _);\n",
+    );
+    let output = optimize_quorum(&protocol, Some("out"));
+    assert_eq!(exit_code(&output), 4, "{}", transcript(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("no step helps"), "{stdout}");
+    assert!(
+        stdout.contains("not-verified   quorum(QUORUM=2): the new version does not pass `graft verify` on ./topology.facts, ./workload.facts under EOT 6, EFF 1, crashes 0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("notin acks(\"L\", 1, \"a3\")"), "{stdout}");
+    assert!(!protocol.join("out").exists());
+}

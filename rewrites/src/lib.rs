@@ -31,7 +31,7 @@ use graft_language::span::SourceMap;
 
 pub use draft::{DFact, Draft};
 pub use justification::{Justification, PassRecord, SourceRef};
-pub use passes::{Plan, apply, check};
+pub use passes::{Plan, apply, check, quorum_constants};
 pub use refusal::{FailedPrecondition, Refusal};
 pub use spec::{PassSpec, SpecError, describe_passes, parse_pass};
 

@@ -17,9 +17,15 @@
 //! The next beam is the best `beam` new versions by score (bottleneck load, or network
 //! exchanges for the `messages` objective), then machines, then number of steps, then the
 //! requests' text; identical programs reached by different orders are kept once. The best
-//! version seen at any depth wins under the same order. Quorum changes are not searched: they
-//! change what a protocol decides, so they need the invariants re-verified before a version is
-//! written (issue 13 part 5), which a cost search cannot do.
+//! version seen at any depth wins under the same order.
+//!
+//! Quorum changes are searched under the rule `graft rewrite` applies to them: only constants
+//! a count is compared against (the pass's `check`), and only a version that passes `graft
+//! verify` is kept. A quorum change alters what the protocol decides, so its outputs are not
+//! compared with the source's; instead, a quorum step that lowers the score of the version it
+//! is applied to is handed to the caller's `confirm`, which verifies the invariants under the
+//! protocol's bounds (LDFI). A step that does not lower the score is dropped unverified
+//! (`no-gain`), so the expensive verification runs only for changes that could be chosen.
 //!
 //! Pure and deterministic: the evaluator is the only way out, and every collection that
 //! reaches the result is ordered.
@@ -48,6 +54,14 @@ impl Objective {
         match self {
             Objective::Throughput => "throughput",
             Objective::Messages => "messages",
+        }
+    }
+
+    /// What the score measures, in words.
+    pub fn measure(self) -> &'static str {
+        match self {
+            Objective::Throughput => "bottleneck's load",
+            Objective::Messages => "network exchanges",
         }
     }
 
@@ -96,7 +110,9 @@ pub struct Dropped {
     pub request: String,
     /// The passes applied before it (empty: on the source).
     pub after: Vec<String>,
-    /// `refused`, `over-budget`, `outputs-differ` or `internal-error`.
+    /// `refused`, `over-budget`, `outputs-differ`, `no-gain` (a quorum change that does not
+    /// lower the score), `not-verified` (a quorum change `confirm` refused) or
+    /// `internal-error`.
     pub kind: &'static str,
     /// The failed preconditions' names, or the reason.
     pub reason: String,
@@ -183,16 +199,21 @@ impl State {
 /// Searches for the best sequence of passes from `checked` (built from `source`, with its
 /// facts files `facts`) under `budget`. `evaluate` runs a version on the workload: the
 /// source's checked program with `None`, or a rewritten version with its justification.
-pub fn search<E>(
+/// `confirm` verifies a version whose last step changes a quorum and lowers the score: its
+/// passes, and the version; `Ok(Ok(()))` keeps it, `Ok(Err(reason))` drops it as
+/// `not-verified`, `Err` stops the search.
+pub fn search<E, C>(
     checked: &Checked,
     source: &SourceRef,
     facts: &[FactsFile],
     objective: Objective,
     budget: Budget,
     mut evaluate: E,
+    mut confirm: C,
 ) -> Result<Outcome, SearchError>
 where
     E: FnMut(&Checked, &[FactsFile], Option<&Rewritten>) -> Result<Evaluation, String>,
+    C: FnMut(&[PassSpec], &mut Rewritten) -> Result<Result<(), String>, String>,
 {
     if checked.program.roles.is_empty() {
         return Err(SearchError::NoRole);
@@ -229,6 +250,8 @@ where
     let mut evaluated = 1;
     let mut applicable = 0;
     let mut smallest_over_budget: Option<usize> = None;
+    // A quorum change that lowers the score was tried: the budget did not stop the search.
+    let mut quorum_tried = false;
     for _depth in 0..budget.max_steps {
         let mut children: Vec<State> = Vec::new();
         for state in &beam {
@@ -250,6 +273,19 @@ where
                 {
                     continue;
                 }
+                // One change per quorum constant: a second would undo or redo the first.
+                if let PassSpec::Quorum { constants, .. } = &request
+                    && state.passes.iter().any(|pass| match pass {
+                        PassSpec::Quorum {
+                            constants: done, ..
+                        } => done
+                            .iter()
+                            .any(|(name, _)| constants.iter().any(|(other, _)| other == name)),
+                        _ => false,
+                    })
+                {
+                    continue;
+                }
                 let drop = |kind: &'static str, reason: String| Dropped {
                     request: request.text(),
                     after: state.texts(),
@@ -262,7 +298,7 @@ where
                 }
                 let mut passes = state.passes.clone();
                 passes.push(request.clone());
-                let rewritten = match rewrite(checked, source, facts.to_vec(), &passes) {
+                let mut rewritten = match rewrite(checked, source, facts.to_vec(), &passes) {
                     Ok(rewritten) => rewritten,
                     Err(PipelineError::Refused { refusal, .. }) => {
                         dropped.insert(drop("refused", refusal.names().join(", ")));
@@ -305,6 +341,31 @@ where
                     ));
                     continue;
                 }
+                if matches!(request, PassSpec::Quorum { .. }) {
+                    let (before, after) = (
+                        objective.score(state.cost()),
+                        objective.score(&evaluation.cost),
+                    );
+                    if after >= before {
+                        dropped.insert(drop(
+                            "no-gain",
+                            format!(
+                                "does not lower the {} ({} -> {}), so it was not verified",
+                                objective.measure(),
+                                before.0,
+                                after.0
+                            ),
+                        ));
+                        continue;
+                    }
+                    quorum_tried = true;
+                    if let Err(reason) =
+                        confirm(&passes, &mut rewritten).map_err(SearchError::Evaluation)?
+                    {
+                        dropped.insert(drop("not-verified", reason));
+                        continue;
+                    }
+                }
                 applicable += 1;
                 let case = rewritten
                     .justification
@@ -335,6 +396,7 @@ where
         beam = diverse(children, budget.beam.max(1));
     }
     if applicable == 0
+        && !quorum_tried
         && let Some(needed) = smallest_over_budget
     {
         return Err(SearchError::BudgetTooSmall(format!(
@@ -581,6 +643,22 @@ pub fn candidates(
             }
         }
     }
+    // Quorums: one step down and one up for every constant a count is compared against (the
+    // pass's check refuses values a `require` forbids).
+    for (id, _) in crate::quorum_constants(program) {
+        let constant = &program.consts[id.index()];
+        let Some(value) = constant.value.as_ref().and_then(ir::Value::as_int) else {
+            continue;
+        };
+        for new in [value - 1, value + 1] {
+            if new >= 1 {
+                requests.push(PassSpec::Quorum {
+                    constants: vec![(constant.name.clone(), new)],
+                    membership: Vec::new(),
+                });
+            }
+        }
+    }
     // Batching: every channel.
     for relation in &program.relations {
         if relation.persistence == Persistence::Channel
@@ -648,6 +726,11 @@ mod tests {
         assert!(texts.contains(&"partition(voter, by=id, n=2)".to_owned()));
         assert!(!texts.contains(&"partition(voter, by=id, n=3)".to_owned()));
         assert!(texts.contains(&"batch(vote, ticks=2)".to_owned()));
+        // QUORUM is compared with a count: one step down and one up (the check refuses 1,
+        // which breaks `2 * QUORUM > N`).
+        assert!(texts.contains(&"quorum(QUORUM=1)".to_owned()));
+        assert!(texts.contains(&"quorum(QUORUM=3)".to_owned()));
+
         assert_eq!(
             skipped,
             Some(9),
@@ -681,14 +764,23 @@ mod tests {
             max_steps: 2,
             beam: 2,
         };
+        let keep = |_: &[PassSpec], _: &mut Rewritten| Ok(Ok(()));
         let quiet = |_: &Checked, _: &[FactsFile], _: Option<&Rewritten>| {
             Ok(Evaluation {
                 cost: cost(),
                 divergence: None,
             })
         };
-        let error = search(&checked, &source, &[], Objective::Throughput, budget, quiet)
-            .expect_err("no traffic");
+        let error = search(
+            &checked,
+            &source,
+            &[],
+            Objective::Throughput,
+            budget,
+            quiet,
+            keep,
+        )
+        .expect_err("no traffic");
         assert_eq!(error, SearchError::NoTraffic);
         let small = Budget {
             machines: 3,
@@ -702,8 +794,91 @@ mod tests {
                 divergence: None,
             })
         };
-        let error =
-            search(&checked, &source, &[], Objective::Throughput, small, busy).expect_err("budget");
+        let error = search(
+            &checked,
+            &source,
+            &[],
+            Objective::Throughput,
+            small,
+            busy,
+            keep,
+        )
+        .expect_err("budget");
         assert!(matches!(error, SearchError::BudgetTooSmall(_)), "{error}");
+    }
+
+    /// A quorum step is kept only when it lowers the score and `confirm` verified it; one that
+    /// does not lower the score is never handed to `confirm`.
+    #[test]
+    fn quorum_steps_are_kept_only_when_they_help_and_are_verified() {
+        let checked = voting();
+        let source = SourceRef {
+            files: vec!["voting.graft".to_owned()],
+            hash: String::new(),
+        };
+        let budget = Budget {
+            machines: 8,
+            max_steps: 1,
+            beam: 2,
+        };
+        // Messages make the workload a real one; QUORUM=3 halves the leader's load (a stand-in
+        // for a protocol whose leader stops earlier), QUORUM's other changes do not help.
+        let evaluate = |_: &Checked, _: &[FactsFile], rewritten: Option<&Rewritten>| {
+            let mut cost = cost();
+            let leader = cost.nodes.get_mut("L").expect("L");
+            leader.messages = 10;
+            let quorum_3 = rewritten.is_some_and(|rewritten| {
+                rewritten
+                    .justification
+                    .passes
+                    .iter()
+                    .any(|pass| pass.request == "quorum(QUORUM=3)")
+            });
+            if quorum_3 {
+                leader.messages = 4;
+            }
+            Ok(Evaluation {
+                cost,
+                divergence: None,
+            })
+        };
+        let run = |verdict: Result<(), String>| {
+            let mut asked = Vec::new();
+            let confirm = |passes: &[PassSpec], _: &mut Rewritten| {
+                asked.push(passes.iter().map(PassSpec::text).collect::<Vec<_>>());
+                Ok(verdict.clone())
+            };
+            let outcome = search(
+                &checked,
+                &source,
+                &[],
+                Objective::Throughput,
+                budget,
+                evaluate,
+                confirm,
+            )
+            .expect("search");
+            (outcome, asked)
+        };
+        let (verified, asked) = run(Ok(()));
+        assert_eq!(asked, vec![vec!["quorum(QUORUM=3)".to_owned()]]);
+        let (steps, _) = verified.best.expect("the verified change helps");
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].pass.text(), "quorum(QUORUM=3)");
+        assert!(
+            verified
+                .dropped
+                .iter()
+                .any(|d| d.kind == "no-gain" && d.request == "quorum(N=2)")
+        );
+        let (refused, asked) = run(Err("counterexample: crash v1@2".to_owned()));
+        assert_eq!(asked.len(), 1);
+        assert!(
+            refused.best.is_none(),
+            "an unverified change is never chosen"
+        );
+        assert!(refused.dropped.iter().any(|d| d.kind == "not-verified"
+            && d.request == "quorum(QUORUM=3)"
+            && d.reason == "counterexample: crash v1@2"));
     }
 }

@@ -27,7 +27,9 @@ use graft_rewrites::search::{self, Budget, Evaluation, Objective, SearchError, S
 use graft_rewrites::{FactsFile, Rewritten, SourceRef};
 
 use crate::commands::fmt::write_atomically;
-use crate::commands::rewrite::{RewriteInput, load_input};
+use crate::commands::rewrite::{
+    QuorumBounds, RewriteInput, load_input, record_verified, verify_quorum_change,
+};
 use crate::commands::test;
 use crate::cost::count;
 use crate::progress::{self, ProgressLine};
@@ -139,7 +141,37 @@ pub fn run(context: &Context, args: &OptimizeArgs) -> anyhow::Result<Outcome> {
         evaluate_version(program, facts, rewritten, &source_outputs)
             .map_err(|error| format!("{error:#}"))
     };
-    let searched = search::search(&checked, &source, &facts_files, objective, budget, evaluate);
+    // A quorum change that lowers the load is verified as `graft rewrite` verifies one: under
+    // every certified configuration of the protocol directory's protocol.json.
+    let bounds = QuorumBounds {
+        files: &args.files,
+        facts: &[],
+        eot: None,
+        eff: 0,
+        crashes: 0,
+        command_line: false,
+    };
+    let confirm = |passes: &[graft_rewrites::PassSpec], rewritten: &mut Rewritten| {
+        match verify_quorum_change(&bounds, &checked, &source, passes, rewritten) {
+            // A protocol.json that cannot be read or a configuration that cannot run: the
+            // change is not verified, and --explain says why.
+            Err(error) => Ok(Err(format!("could not be verified: {error:#}"))),
+            Ok(Err((reason, _))) => Ok(Err(reason)),
+            Ok(Ok(verified)) => {
+                record_verified(rewritten, passes, &verified);
+                Ok(Ok(()))
+            }
+        }
+    };
+    let searched = search::search(
+        &checked,
+        &source,
+        &facts_files,
+        objective,
+        budget,
+        evaluate,
+        confirm,
+    );
     progress.finish();
     let outcome = match searched {
         Ok(outcome) => outcome,
@@ -368,7 +400,7 @@ fn explain(out: &mut String, dropped: &[search::Dropped]) {
     }
     let _ = writeln!(
         out,
-        "\nrefusals and rejections met ({} request(s); quorum changes are not searched: they change what a protocol decides, so their invariants must be verified first):",
+        "\nrefusals and rejections met ({} request(s)):",
         grouped.len()
     );
     for ((kind, request, reason), (times, after)) in grouped {

@@ -65,6 +65,66 @@ pub struct RewriteArgs {
     pub crashes: usize,
 }
 
+impl RewriteArgs {
+    /// Where a quorum change's verification bounds come from.
+    fn bounds(&self) -> QuorumBounds<'_> {
+        QuorumBounds {
+            files: &self.files,
+            facts: &self.facts,
+            eot: self.eot,
+            eff: self.eff,
+            crashes: self.crashes,
+            command_line: true,
+        }
+    }
+}
+
+/// Where a quorum change finds the bounds it is verified under: the program's protocol
+/// directory (`protocol.json`), or the workload and bounds given on the command line.
+pub struct QuorumBounds<'a> {
+    /// The source program's files.
+    pub files: &'a [String],
+    /// The workload given with `--facts` (used with `eot`).
+    pub facts: &'a [String],
+    pub eot: Option<u64>,
+    pub eff: u64,
+    pub crashes: usize,
+    /// Whether the command takes bounds on its command line (`graft rewrite` does; `graft
+    /// optimize` verifies only under protocol.json's).
+    pub command_line: bool,
+}
+
+/// Records in the justification what a quorum change was certified under: a `verified`
+/// precondition per configuration on every quorum step.
+pub fn record_verified(
+    rewritten: &mut graft_rewrites::Rewritten,
+    passes: &[graft_rewrites::PassSpec],
+    verified: &[graft_rewrites::justification::VerifiedUnder],
+) {
+    for (pass, spec) in rewritten.justification.passes.iter_mut().zip(passes) {
+        if !matches!(spec, graft_rewrites::PassSpec::Quorum { .. }) {
+            continue;
+        }
+        for under in verified {
+            pass.preconditions
+                .push(graft_rewrites::justification::Discharged {
+                    name: "verified".to_owned(),
+                    evidence: format!(
+                        "`graft verify` certified the new version on {} under EOT {}, EFF {}, crashes {}{} ({} executions; bounds from {})",
+                        under.facts.join(", "),
+                        under.eot,
+                        under.eff,
+                        under.crashes,
+                        if under.symmetry { ", symmetry" } else { "" },
+                        under.executions,
+                        under.bounds_from
+                    ),
+                });
+        }
+        pass.verified = verified.to_vec();
+    }
+}
+
 pub fn run(context: &Context, args: &RewriteArgs) -> anyhow::Result<Outcome> {
     if args.list {
         print!("{}", graft_rewrites::describe_passes());
@@ -147,30 +207,8 @@ pub fn run(context: &Context, args: &RewriteArgs) -> anyhow::Result<Outcome> {
         .iter()
         .any(|pass| matches!(pass, graft_rewrites::PassSpec::Quorum { .. }))
     {
-        match verify_quorum_change(args, &checked, &source, &passes, &rewritten)? {
-            Ok(verified) => {
-                for (pass, spec) in rewritten.justification.passes.iter_mut().zip(&passes) {
-                    if !matches!(spec, graft_rewrites::PassSpec::Quorum { .. }) {
-                        continue;
-                    }
-                    for under in &verified {
-                        pass.preconditions.push(graft_rewrites::justification::Discharged {
-                            name: "verified".to_owned(),
-                            evidence: format!(
-                                "`graft verify` certified the new version on {} under EOT {}, EFF {}, crashes {}{} ({} executions; bounds from {})",
-                                under.facts.join(", "),
-                                under.eot,
-                                under.eff,
-                                under.crashes,
-                                if under.symmetry { ", symmetry" } else { "" },
-                                under.executions,
-                                under.bounds_from
-                            ),
-                        });
-                    }
-                    pass.verified.clone_from(&verified);
-                }
-            }
+        match verify_quorum_change(&args.bounds(), &checked, &source, &passes, &rewritten)? {
+            Ok(verified) => record_verified(&mut rewritten, &passes, &verified),
             Err((reason, suggestion)) => {
                 // Rendered like every refusal: a diagnostic at the first constant changed.
                 let span = passes
@@ -330,7 +368,7 @@ pub fn load_input(
 /// known counterexample of the source is not asked of the new version), or `--facts` with
 /// `--eot`. Each is (facts files, configuration, where the bounds come from).
 fn quorum_configurations(
-    args: &RewriteArgs,
+    args: &QuorumBounds<'_>,
 ) -> anyhow::Result<Vec<(Vec<String>, crate::protocol::VerifyConfig, String)>> {
     let Some(first) = args.files.first() else {
         return Ok(Vec::new());
@@ -383,7 +421,7 @@ fn quorum_configurations(
             bail!("--eot verifies a quorum change on the --facts workload: give --facts FILE");
         }
         found.push((
-            args.facts.clone(),
+            args.facts.to_vec(),
             crate::protocol::VerifyConfig {
                 program: None,
                 workload: args.facts.last().cloned().unwrap_or_default(),
@@ -407,8 +445,8 @@ fn quorum_configurations(
 /// [`quorum_configurations`]: `Ok` with what was certified, or `Err` with why it is refused
 /// (a counterexample with its faults and violated invariants, an inconclusive search, or no
 /// bounds to verify under).
-fn verify_quorum_change(
-    args: &RewriteArgs,
+pub fn verify_quorum_change(
+    args: &QuorumBounds<'_>,
     checked: &Checked,
     source: &SourceRef,
     passes: &[graft_rewrites::PassSpec],
@@ -417,10 +455,24 @@ fn verify_quorum_change(
     const UNSAFE: &str = "a quorum change must keep the protocol correct under the bounds it is verified under: choose other values, or copy the program with the new values and run `graft verify` on it under the same bounds to see the counterexample's diagrams";
     let configurations = quorum_configurations(args)?;
     if configurations.is_empty() {
-        return Ok(Err((format!(
-            "a quorum change must pass `graft verify` before it is written, but no bounds are known for `{}`: keep it in a protocol directory whose protocol.json records verification configurations, or give the workload with --facts and the bounds with --eot N [--eff N] [--crashes N]",
-            args.files.join(" ")
-        ), "record the bounds the protocol is verified under in its protocol.json (docs/verification.md), or give them to `graft rewrite`".to_owned())));
+        let (alternative, suggestion) = if args.command_line {
+            (
+                ", or give the workload with --facts and the bounds with --eot N [--eff N] [--crashes N]",
+                "record the bounds the protocol is verified under in its protocol.json (docs/verification.md), or give them to `graft rewrite`",
+            )
+        } else {
+            (
+                "",
+                "record the bounds the protocol is verified under in its protocol.json (docs/verification.md)",
+            )
+        };
+        return Ok(Err((
+            format!(
+                "a quorum change must pass `graft verify` before it is written, but no bounds are known for `{}`: keep it in a protocol directory whose protocol.json records verification configurations{alternative}",
+                args.files.join(" ")
+            ),
+            suggestion.to_owned(),
+        )));
     }
     let mut verified = Vec::new();
     for (facts, config, bounds_from) in configurations {

@@ -7,6 +7,8 @@ mod dependencies;
 mod partition;
 mod quorum;
 
+pub use quorum::quorum_constants;
+
 use std::collections::BTreeMap;
 
 use graft_compiler::Checked;

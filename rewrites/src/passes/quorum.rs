@@ -167,7 +167,7 @@ fn count_columns(program: &ir::Program) -> BTreeMap<(ir::RelId, usize), String> 
 
 /// The constants a count or a threshold is compared against, each with the evidence: where a
 /// rule compares it with a count, or which `require` relates it to such a constant.
-pub(crate) fn quorum_constants(program: &ir::Program) -> BTreeMap<ir::ConstId, String> {
+pub fn quorum_constants(program: &ir::Program) -> BTreeMap<ir::ConstId, String> {
     let columns = count_columns(program);
     let mut found: BTreeMap<ir::ConstId, String> = BTreeMap::new();
     for rule in &program.rules {
