@@ -393,3 +393,43 @@ fn template_errors_name_the_line_and_program_errors_render_as_diagnostics() {
     assert!(stderr.contains("requests"), "{stderr}");
     assert!(stderr.contains("nothing was run"), "{stderr}");
 }
+
+/// Versions named relative to the protocol directory, as a user inside it names them
+/// (`versions/NAME`, whose protocol is `.`).
+#[test]
+fn versions_named_from_inside_the_protocol_directory() {
+    let output = common::graft_in(
+        &common::root().join("examples/voting"),
+        &[
+            "bench",
+            "voting.graft",
+            "versions/decouple-collector",
+            "--scale",
+            "20",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let versions = report["protocols"][0]["versions"]
+        .as_array()
+        .expect("versions");
+    assert_eq!(versions.len(), 2);
+    assert_eq!(versions[1]["compared_with"], "voting.graft");
+    assert_eq!(versions[1]["committed"], 20);
+}
+
+#[test]
+fn multipaxos_commits_every_command_of_its_template() {
+    let directory = scratch("multipaxos");
+    let (report, _) = bench_json(
+        &["bench", "examples/multipaxos", "--scale", "30"],
+        &directory,
+    );
+    let protocol = &report["protocols"][0];
+    assert_eq!(protocol["committed_relation"], "committed");
+    for version in protocol["versions"].as_array().expect("versions") {
+        assert_eq!(version["committed"], 30, "{version:#}");
+    }
+}

@@ -978,3 +978,50 @@ fn a_quorum_change_without_known_bounds_needs_them() {
     assert_eq!(exit_code(&accepted), 0, "{}", transcript(&accepted));
     assert!(String::from_utf8_lossy(&accepted.stdout).contains("const Q1 = 3;"));
 }
+
+/// An invariant that reads a keyed relation of the partitioned role next to a replicated one
+/// (2PC's "participants only learn the coordinator's decision": `member(C, P)` is copied to
+/// every partition, `decision(C, Tx, B)` lives on `Tx`'s) reads the keyed relation on its
+/// key's home partition. Before, it read it on whichever partition the replicated atom bound,
+/// and the partitioned coordinator failed its own invariant in a fault-free run.
+#[test]
+fn a_negated_keyed_atom_next_to_a_replicated_one_is_read_on_its_home_partition() {
+    let directory = scratch("partition-coordinator-invariant");
+    let mut args = vec![
+        "rewrite".to_owned(),
+        "examples/2pc/2pc.graft".to_owned(),
+        "--pass".to_owned(),
+        "partition(coordinator, by=tx, n=2)".to_owned(),
+        "-o".to_owned(),
+        directory.join("2pc.graft").to_string_lossy().into_owned(),
+        "--facts-out".to_owned(),
+        directory.to_string_lossy().into_owned(),
+    ];
+    args.extend(facts_args("2pc"));
+    let output = graft(&args);
+    assert_eq!(exit_code(&output), 0, "{}", transcript(&output));
+    let text = std::fs::read_to_string(directory.join("2pc.graft")).expect("program");
+    assert!(
+        text.contains("coordinator_home_int(C_any, C_slot, C_coordinator),"),
+        "{text}"
+    );
+    let verify = graft(&[
+        "verify",
+        &directory.join("2pc.graft").to_string_lossy(),
+        "--facts",
+        &directory.join("topology.facts").to_string_lossy(),
+        "--facts",
+        &directory.join("workload.facts").to_string_lossy(),
+        "--eot",
+        "6",
+        "--eff",
+        "1",
+        "--no-cache",
+    ]);
+    assert_eq!(exit_code(&verify), 0, "{}", transcript(&verify));
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains("certified"),
+        "{}",
+        transcript(&verify)
+    );
+}

@@ -315,7 +315,14 @@ fn locate(path: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
             .parent()
             .filter(|p| p.file_name().is_some_and(|n| n == "versions"))
             .and_then(Path::parent)
-            .map(Path::to_path_buf);
+            // `versions/NAME` relative to the working directory: the protocol is `.`.
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    p.to_path_buf()
+                }
+            });
         let Some(root) = root else {
             bail!(
                 "`{}` holds a justification record but is not under a protocol's `versions/` directory",

@@ -1213,7 +1213,10 @@ fn readdress_never(
 }
 
 /// Rewrites every negated atom of the role, keyed by a column holding a variable, whose
-/// location variable `X` no positive atom of the role shares: it is read on the partition of
+/// location variable `X` no positive keyed atom of the role with the same key variable shares
+/// (a replicated atom holds on every partition, so it does not say which partition holds the
+/// key; a positive atom keyed through a dependency keeps the negation with it, as before): it
+/// is read on the partition of
 /// `X` that holds its key, `R_self(Xany, X), R_home(Xany, K, Xk), notin atom(Xk, ..)` (for
 /// int keys `R_home(Xany, Slot, Xk), Slot == K - K / n * n`), which is exact: only that
 /// partition can hold the facts with key `K`. Returns whether `self_rel` is used.
@@ -1226,12 +1229,27 @@ fn home_negations(
 ) -> bool {
     use super::decouple::{fresh_name, literal_vars};
     let role = plan.role.as_str();
-    let positive_locations: BTreeSet<String> = never
-        .iter()
-        .filter_map(DLiteral::as_atom)
-        .filter(|atom| !atom.negated && plan.keys.contains_key(&atom.rel))
-        .filter_map(|atom| atom.args.first().and_then(DTerm::as_var).map(str::to_owned))
-        .collect();
+    // What pins a location variable to one partition: a positive keyed atom at it, with its key
+    // variable (a positive atom keyed through a dependency pins it to a partition that the
+    // key does not name: `None`). A replicated atom holds on every partition and pins nothing.
+    let mut pinned: BTreeSet<(String, Option<String>)> = BTreeSet::new();
+    for atom in never.iter().filter_map(DLiteral::as_atom) {
+        if atom.negated {
+            continue;
+        }
+        let Some(Some(key)) = plan.keys.get(&atom.rel) else {
+            continue;
+        };
+        let Some(location) = atom.args.first().and_then(DTerm::as_var) else {
+            continue;
+        };
+        let key_var = key
+            .column()
+            .and_then(|column| atom.args.get(column))
+            .and_then(DTerm::as_var)
+            .map(str::to_owned);
+        pinned.insert((location.to_owned(), key_var));
+    }
     let mut used: BTreeSet<String> = BTreeSet::new();
     for literal in never.iter() {
         literal_vars(literal, &mut |name| {
@@ -1255,7 +1273,10 @@ fn home_negations(
         else {
             continue;
         };
-        if positive_locations.contains(&location) {
+        // Read where a positive atom with the same key (or one keyed through a dependency) is.
+        if pinned.contains(&(location.clone(), Some(key.clone())))
+            || pinned.contains(&(location.clone(), None))
+        {
             continue;
         }
         let key_type = key_type_of(draft, &atom.rel, column);
