@@ -138,6 +138,24 @@ fn the_written_version_passes_graft_test_against_its_source() {
         "{stdout}"
     );
     assert!(!stdout.contains("FAIL"), "{stdout}");
+    // And it refines its source under LDFI's fault schedules (the source's bounds).
+    let refines = graft(&[
+        "verify",
+        &version.join("voting.graft").to_string_lossy(),
+        "--facts",
+        &version.join("topology.facts").to_string_lossy(),
+        "--facts",
+        &version.join("workload.facts").to_string_lossy(),
+        "--refines",
+        "--eot",
+        "5",
+        "--eff",
+        "2",
+        "--crashes",
+        "1",
+        "--no-cache",
+    ]);
+    assert_eq!(exit_code(&refines), 0, "{}", transcript(&refines));
 }
 
 #[test]
