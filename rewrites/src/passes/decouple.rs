@@ -788,6 +788,7 @@ pub(super) fn apply(plan: &DecouplePlan, draft: &mut Draft, files: &mut [FactsFi
         added,
         nodes,
         comparison,
+        assumptions: Vec::new(),
     }
 }
 
