@@ -1649,6 +1649,11 @@ fn verify_job(
         .and_then(serde_json::Value::as_str)
         .unwrap_or("per-tick");
     let refined = match (&job_args.refines, verified.diverged) {
+        (Some(source), false) if compared == "eventual" && job_args.max_delay > 0 => format!(
+            "; same outputs as {} eventually (failure-free and with every message up to {} tick(s) late, until quiescence)",
+            source.join(" "),
+            job_args.max_delay
+        ),
         (Some(source), false) if compared == "eventual" => format!(
             "; same outputs as {} eventually (failure-free, until quiescence)",
             source.join(" ")
