@@ -5,10 +5,13 @@
 use std::collections::BTreeSet;
 
 use graft_compiler::ir::Value;
-use graft_rewrites::compare::{SentMessage, delay_cases, message_back};
+use graft_rewrites::compare::{ChannelTick, SentMessage, delay_cases, message_back};
 use graft_rewrites::{DFact, FactsFile, SourceRef, check_text, parse_pass, rewrite};
 
 const PROGRAM: &str = "role client;\nrole server;\ninput table server_of(at: client, s: server);\ninput req(at: client, id: int);\nchannel ask(at: server, from: client, id: int);\noutput table got(at: server, id: int);\nask(S, C, Id)@async :- req(C, Id), server_of(C, S);\ngot(S, Id) :- ask(S, _, Id);\n";
+
+/// A case as (source channel, version channels, ticks late).
+type Summary = (Option<ChannelTick>, BTreeSet<ChannelTick>, u64);
 
 fn message(relation: &str, values: &[Value], from: &str, to: &str, tick: u64) -> SentMessage {
     SentMessage {
@@ -85,11 +88,7 @@ fn a_late_source_message_makes_its_partition_copy_late_at_the_same_tick() {
         "a partition's message maps back to the original's"
     );
     let cases = delay_cases(&record, &source, &version, 2);
-    let summary: Vec<(
-        Option<(String, String, u64)>,
-        BTreeSet<(String, String, u64)>,
-        u64,
-    )> = cases
+    let summary: Vec<Summary> = cases
         .iter()
         .map(|case| (case.source.clone(), case.version.clone(), case.by))
         .collect();
