@@ -447,3 +447,29 @@ fn a_per_tick_divergence_that_needs_a_late_message_names_it() {
         assert!(out.contains(expected), "missing `{expected}`:\n{out}");
     }
 }
+
+#[test]
+fn graft_test_takes_the_bound_from_protocol_json_unless_told() {
+    let directory = race()("race-protocol-json");
+    let dir = directory.to_string_lossy().into_owned();
+    std::fs::write(
+        directory.join("protocol.json"),
+        r#"{"format": "graft-protocol/1", "verify": [{"workload": "workload.facts", "eot": 6, "eff": 3, "max_delay": 1}]}"#,
+    )
+    .expect("protocol.json");
+    let from_file = graft(&["test", &dir]);
+    assert_eq!(exit_code(&from_file), 0, "{}", transcript(&from_file));
+    assert!(
+        text(&from_file)
+            .contains("2 schedule(s) of late messages (up to 1 tick(s)); the outputs diverge from"),
+        "{}",
+        transcript(&from_file)
+    );
+    let told = graft(&["test", &dir, "--max-delay", "0"]);
+    assert_eq!(exit_code(&told), 0, "{}", transcript(&told));
+    assert!(
+        !text(&told).contains("late messages"),
+        "{}",
+        transcript(&told)
+    );
+}
