@@ -155,26 +155,7 @@ impl LateDivergence {
     /// What the divergence means: the recorded assumption failing, or a rewrite that is not
     /// honest under late messages.
     pub fn verdict(&self) -> String {
-        if self.recorded.is_empty() {
-            "the justification records no synchronous-delivery assumption for these messages: the rewrite is not correct under late messages".to_owned()
-        } else {
-            format!(
-                "this is the recorded assumption failing: {}",
-                self.recorded
-                    .iter()
-                    .map(|(request, sync)| format!(
-                        "`{request}` assumes synchronous delivery of {} ({})",
-                        sync.channels
-                            .iter()
-                            .map(|c| format!("`{c}`"))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        sync.why
-                    ))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        }
+        meaning(true, &self.recorded)
     }
 
     /// The whole report, indented lines: schedule, late messages, meaning, differences.
@@ -206,6 +187,48 @@ fn comparison_name(comparison: Comparison) -> &'static str {
         Comparison::Eventual => "eventual",
         Comparison::None => "none",
     }
+}
+
+/// The synchronous-delivery assumptions of `justification` (pass request, assumption) that
+/// name one of `relations` (channels of the new version whose messages were late).
+pub fn covering(
+    justification: &Justification,
+    relations: &BTreeSet<String>,
+) -> Vec<(String, SynchronousDelivery)> {
+    justification
+        .synchronous_delivery()
+        .into_iter()
+        .filter(|(_, sync)| sync.channels.iter().any(|c| relations.contains(c)))
+        .map(|(request, sync)| (request.to_owned(), sync.clone()))
+        .collect()
+}
+
+/// What a divergence that late messages caused means: without a justification record
+/// (`has_record` false) nothing assumed synchronous delivery; with one, it is the `covering`
+/// assumptions failing, or (none) a rewrite that is not correct under late messages.
+pub fn meaning(has_record: bool, covering: &[(String, SynchronousDelivery)]) -> String {
+    if !has_record {
+        return "there is no justification record, so nothing assumed synchronous delivery: the new version is not equivalent under late messages".to_owned();
+    }
+    if covering.is_empty() {
+        return "the justification records no synchronous-delivery assumption for these messages: the rewrite is not correct under late messages".to_owned();
+    }
+    format!(
+        "this is the recorded assumption failing: {}",
+        covering
+            .iter()
+            .map(|(request, sync)| format!(
+                "`{request}` assumes synchronous delivery of {} ({})",
+                sync.channels
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                sync.why
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
 }
 
 /// What [`check_late`] found.
@@ -244,7 +267,6 @@ pub fn check_late(
         max_delay,
     );
     found.capped = cases.len() >= compare::DELAY_CASE_CAP;
-    let recorded = justification.synchronous_delivery();
     for case in cases {
         found.schedules += 1;
         let source_run = match &case.source {
@@ -269,15 +291,7 @@ pub fn check_late(
         if divergence.is_empty() {
             continue;
         }
-        let explained: Vec<(String, SynchronousDelivery)> = recorded
-            .iter()
-            .filter(|(_, sync)| {
-                sync.channels
-                    .iter()
-                    .any(|channel| case.relations.contains(channel))
-            })
-            .map(|(request, sync)| ((*request).to_owned(), (*sync).clone()))
-            .collect();
+        let explained = covering(justification, &case.relations);
         let late = LateDivergence {
             case,
             comparison,

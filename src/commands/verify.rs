@@ -1188,33 +1188,10 @@ fn late_messages_cause(
             message.delay
         ));
     }
-    let recorded: Vec<String> = justification
-        .map(|j| j.synchronous_delivery())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(_, sync)| sync.channels.iter().any(|c| relations.contains(c)))
-        .map(|(request, sync)| {
-            format!(
-                "`{request}` assumes synchronous delivery of {} ({})",
-                sync.channels
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                sync.why
-            )
-        })
-        .collect();
-    let meaning = if justification.is_none() {
-        "there is no justification record, so nothing assumed synchronous delivery: the new version is not equivalent under late messages".to_owned()
-    } else if recorded.is_empty() {
-        "the justification records no synchronous-delivery assumption for these messages: the rewrite is not correct under late messages".to_owned()
-    } else {
-        format!(
-            "this is the recorded assumption failing: {}",
-            recorded.join("; ")
-        )
-    };
+    let covering = justification
+        .map(|j| late::covering(j, &relations))
+        .unwrap_or_default();
+    let meaning = late::meaning(justification.is_some(), &covering);
     let mut text = format!(
         "the divergence is the late messages' doing (without them the schedule gives the same outputs); {meaning}\n"
     );
@@ -1225,7 +1202,7 @@ fn late_messages_cause(
         text,
         json: serde_json::json!({
             "late_messages": late,
-            "recorded_assumption": !recorded.is_empty(),
+            "recorded_assumption": !covering.is_empty(),
             "meaning": meaning,
         }),
     }))
