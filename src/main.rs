@@ -3,6 +3,7 @@
 
 mod commands;
 mod cost;
+mod late;
 mod load;
 mod program;
 mod progress;

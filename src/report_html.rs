@@ -9,6 +9,7 @@ use crate::commands::report::{
     ComparisonReport, CostReport, ProtocolReport, VerificationReport, VersionReport,
 };
 use crate::protocol::Expectation;
+use graft_rewrites::justification::Assumption;
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -305,12 +306,28 @@ fn version_section(
                 );
             }
             for assumption in &pass.assumptions {
-                let _ = writeln!(
-                    out,
-                    "<li><b>assumed</b>: key({}) of <code>{}</code> (checked by <code>graft test</code> on every run)</li>",
-                    escape(&assumption.key.join(", ")),
-                    escape(&assumption.relation)
-                );
+                match assumption {
+                    Assumption::Key(key) => {
+                        let _ = writeln!(
+                            out,
+                            "<li><b>assumed</b>: key({}) of <code>{}</code> (checked by <code>graft test</code> on every run)</li>",
+                            escape(&key.key.join(", ")),
+                            escape(&key.relation)
+                        );
+                    }
+                    Assumption::SynchronousDelivery(sync) => {
+                        let _ = writeln!(
+                            out,
+                            "<li><b>assumed</b>: synchronous delivery of {}: {} (a late message may make the version diverge: <code>graft test --max-delay</code>)</li>",
+                            sync.channels
+                                .iter()
+                                .map(|channel| format!("<code>{}</code>", escape(channel)))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            escape(&sync.why)
+                        );
+                    }
+                }
             }
             for role in &pass.roles {
                 let _ = writeln!(

@@ -43,17 +43,87 @@ pub struct Discharged {
     pub evidence: String,
 }
 
-/// Something a pass relied on that it could not prove from the program: a declared key of a
-/// relation (partitioning with dependencies). `graft test` checks it on every run of the source
-/// version and of the new version.
+/// Something a pass relied on that it could not prove from the program. Serialised without a
+/// tag for a declared key (`{"relation": .., "key": [..]}`, as before other kinds existed) and
+/// with `"kind"` for the others, so records that assume no new kind stay byte-identical.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Assumption {
+#[serde(untagged)]
+pub enum Assumption {
+    /// Messages on some channels arrive exactly one tick after they are sent (or never).
+    SynchronousDelivery(SynchronousDelivery),
+    /// A declared key of a relation (partitioning with dependencies). `graft test` checks it
+    /// on every run of the source version and of the new version.
+    Key(KeyAssumption),
+}
+
+impl Assumption {
+    /// A declared key assumed to hold.
+    pub fn key(relation: impl Into<String>, key: Vec<String>) -> Assumption {
+        Assumption::Key(KeyAssumption {
+            relation: relation.into(),
+            key,
+        })
+    }
+
+    /// One line for people: what is assumed.
+    pub fn describe(&self) -> String {
+        match self {
+            Assumption::Key(key) => format!("key({}) of `{}`", key.key.join(", "), key.relation),
+            Assumption::SynchronousDelivery(sync) => format!(
+                "synchronous delivery of {}: {}",
+                sync.channels
+                    .iter()
+                    .map(|channel| format!("`{channel}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                sync.why
+            ),
+        }
+    }
+}
+
+/// A declared key a pass relied on: at every tick a node holds at most one fact of the
+/// relation per value of the key's columns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyAssumption {
     /// The relation whose declared key is assumed to hold.
     pub relation: String,
     /// The key's columns: at every tick a node holds at most one fact of the relation per
     /// value of these columns, and (as no rule retracts from it) the same one for the rest of
     /// the run.
     pub key: Vec<String>,
+}
+
+/// The tag of [`SynchronousDelivery`] in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SynchronousDeliveryKind {
+    SynchronousDelivery,
+}
+
+/// The pass's correctness argument needs the messages of `channels` (relations of the new
+/// version written by `@async` rules) to arrive exactly one tick after they are sent, as in
+/// Molly's model: a late one (`--delay`, `graft verify --max-delay`) may make the version
+/// diverge from its source. `graft test --max-delay` and `graft verify --refines --max-delay`
+/// report such a divergence as this assumption failing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SynchronousDelivery {
+    /// Always `synchronous-delivery`.
+    pub kind: SynchronousDeliveryKind,
+    /// The channels whose timing the pass relies on.
+    pub channels: Vec<String>,
+    /// Why: what goes wrong when one of them is late.
+    pub why: String,
+}
+
+impl SynchronousDelivery {
+    pub fn new(channels: Vec<String>, why: impl Into<String>) -> SynchronousDelivery {
+        SynchronousDelivery {
+            kind: SynchronousDeliveryKind::SynchronousDelivery,
+            channels,
+            why: why.into(),
+        }
+    }
 }
 
 /// An old name and the names it became.
@@ -99,7 +169,8 @@ pub struct PassRecord {
     /// New node -> the node it replaces (nodes not listed are unchanged).
     pub nodes: BTreeMap<String, String>,
     pub comparison: Comparison,
-    /// What the pass assumed and `graft test` checks (absent when nothing was assumed).
+    /// What the pass assumed and `graft test` checks (absent when nothing was assumed):
+    /// declared keys, and the channels whose synchronous delivery it relies on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub assumptions: Vec<Assumption>,
     /// Where `graft verify` certified the new version before it was written (quorum changes;
@@ -212,6 +283,28 @@ impl Justification {
             relation_map,
             comparison,
         }
+    }
+
+    /// Every assumption of every pass.
+    pub fn assumptions(&self) -> impl Iterator<Item = &Assumption> {
+        self.passes.iter().flat_map(|pass| pass.assumptions.iter())
+    }
+
+    /// The synchronous-delivery assumptions of every pass, with the pass's request.
+    pub fn synchronous_delivery(&self) -> Vec<(&str, &SynchronousDelivery)> {
+        self.passes
+            .iter()
+            .flat_map(|pass| {
+                pass.assumptions
+                    .iter()
+                    .filter_map(|assumption| match assumption {
+                        Assumption::SynchronousDelivery(sync) => {
+                            Some((pass.request.as_str(), sync))
+                        }
+                        Assumption::Key(_) => None,
+                    })
+            })
+            .collect()
     }
 
     /// Pretty JSON with a final newline.

@@ -203,9 +203,13 @@ fn declared_keys_are_dependencies_only_when_stable() {
     )
     .expect("the declared key places `done`");
     let assumptions = plan.assumptions();
-    assert_eq!(assumptions.len(), 1);
-    assert_eq!(assumptions[0].relation, "sessions");
-    assert_eq!(assumptions[0].key, vec!["id".to_owned()]);
+    assert_eq!(
+        assumptions,
+        vec![graft_rewrites::justification::Assumption::key(
+            "sessions",
+            vec!["id".to_owned()]
+        )]
+    );
     assert!(
         plan.preconditions()
             .iter()

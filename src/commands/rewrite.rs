@@ -294,6 +294,11 @@ pub fn run(context: &Context, args: &RewriteArgs) -> anyhow::Result<Outcome> {
         })
         .collect();
     eprintln!("applied: {}", case.join(", "));
+    for pass in &rewritten.justification.passes {
+        for assumption in &pass.assumptions {
+            eprintln!("assumed by `{}`: {}", pass.request, assumption.describe());
+        }
+    }
     Ok(Outcome::Success)
 }
 

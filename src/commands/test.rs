@@ -26,7 +26,7 @@ use crate::commands::fmt::write_atomically;
 use crate::load::FactsText;
 use crate::progress::{self, ProgressLine, SharedProgress};
 use crate::protocol::{self, Version, display, facts_of};
-use crate::{Context, Outcome, load, render};
+use crate::{Context, Outcome, late, load, render};
 
 /// Paths as strings.
 fn paths(files: &[PathBuf]) -> Vec<String> {
@@ -47,6 +47,13 @@ pub struct TestArgs {
     /// Given a tree of protocol directories: test this many protocols at once.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub jobs: u64,
+    /// Also compare each rewritten version with its source under late messages: every message
+    /// of the source's run late by 1..=D ticks (the version's corresponding messages as late),
+    /// and every hop only the version has late by 1..=D. Without it, D is the largest
+    /// `max_delay` of the protocol.json configurations that verify versions on the workload
+    /// (0: no late messages).
+    #[arg(long, value_name = "D")]
+    pub max_delay: Option<u64>,
 }
 
 /// The outputs of one run, or the rendered problems that stopped it.
@@ -80,6 +87,10 @@ pub fn key_violations(
 ) -> Vec<String> {
     let mut violations = Vec::new();
     for assumption in assumptions {
+        // Synchronous delivery is checked by the runs under late messages, not on one run.
+        let Assumption::Key(assumption) = assumption else {
+            continue;
+        };
         let Some(rel) = program.relation_by_name(&assumption.relation) else {
             continue;
         };
@@ -308,8 +319,43 @@ pub fn workload_runs(directory: &Path) -> anyhow::Result<Vec<(String, Vec<PathBu
     })
 }
 
+/// The late messages a rewritten version is compared with its source under, on `workload`:
+/// `--max-delay` when given, otherwise the largest `max_delay` of the configurations of
+/// `root`'s protocol.json that verify the versions on that workload (`graft verify DIR` checks
+/// the file itself; one that does not parse gives 0 here).
+fn late_bound(root: &Path, workload: &str, flag: Option<u64>) -> u64 {
+    if let Some(bound) = flag {
+        return bound;
+    }
+    let Ok(record) = protocol::protocol_file(root) else {
+        return 0;
+    };
+    record
+        .verify
+        .iter()
+        .filter(|config| config.program.is_none() && config.versions)
+        .filter(|config| {
+            Path::new(&config.workload)
+                .file_stem()
+                .is_some_and(|stem| stem.to_string_lossy() == workload)
+        })
+        .map(|config| config.max_delay)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Tests every version of the protocol in `root` on every workload; prints nothing.
 pub fn test_protocol(root: &Path, mode: SnapshotMode) -> anyhow::Result<ProtocolTest> {
+    test_protocol_with(root, mode, None)
+}
+
+/// [`test_protocol`], comparing versions with their sources under late messages up to
+/// `max_delay` ticks (`None`: the bound protocol.json gives each workload, see `late_bound`).
+pub fn test_protocol_with(
+    root: &Path,
+    mode: SnapshotMode,
+    max_delay: Option<u64>,
+) -> anyhow::Result<ProtocolTest> {
     let versions = protocol::versions(root)?;
     let mut result = ProtocolTest {
         versions: Vec::new(),
@@ -459,13 +505,13 @@ pub fn test_protocol(root: &Path, mode: SnapshotMode) -> anyhow::Result<Protocol
             // `graft verify --refines`); they must be the source's own workload.
             let key = (index, workload.clone(), format!("{assumptions:?}"));
             let version_files = paths(files);
-            let mapped = protocol::source_facts(
+            let source_facts = protocol::source_facts(
                 justification,
                 &[version.program.to_string_lossy().into_owned()],
                 &version_files,
             )?;
-            let mapped = match mapped {
-                Ok(mapped) => mapped,
+            let source_facts = match source_facts {
+                Ok(source_facts) => source_facts,
                 Err(rendered) => {
                     result.push(
                         index,
@@ -494,7 +540,7 @@ pub fn test_protocol(root: &Path, mode: SnapshotMode) -> anyhow::Result<Protocol
             } else {
                 None
             };
-            let fed = protocol::facts_set(&parent_program, &mapped)?;
+            let fed = protocol::facts_set(&parent_program, &source_facts)?;
             if let (Some(own), Some(fed)) = (&own, &fed)
                 && own != fed
             {
@@ -524,7 +570,7 @@ pub fn test_protocol(root: &Path, mode: SnapshotMode) -> anyhow::Result<Protocol
             if !cache.contains_key(&key) {
                 cache.insert(
                     key.clone(),
-                    run_version(&parent_version.program, &mapped, &assumptions)?,
+                    run_version(&parent_version.program, &source_facts, &assumptions)?,
                 );
             }
             let parent_outputs = match cache.get(&key) {
@@ -600,6 +646,70 @@ pub fn test_protocol(root: &Path, mode: SnapshotMode) -> anyhow::Result<Protocol
                         display(&parent_version.program)
                     ),
                 );
+                let bound = late_bound(root, workload, max_delay);
+                if bound > 0
+                    && justification.comparison != graft_rewrites::justification::Comparison::None
+                {
+                    let version_files = load::read_facts(&paths(files))?;
+                    let (checked_version, checked_source) = (
+                        late::Prepared::new(&version.program, &version_files)?,
+                        late::Prepared::new(&parent_version.program, &source_facts)?,
+                    );
+                    let (Ok(version_ready), Ok(source_ready)) = (checked_version, checked_source)
+                    else {
+                        continue;
+                    };
+                    let late =
+                        late::check_late(&source_ready, &version_ready, justification, bound)?;
+                    let source_name = display(&parent_version.program);
+                    let capped = if late.capped {
+                        format!(
+                            " (the first {} only)",
+                            graft_rewrites::compare::DELAY_CASE_CAP
+                        )
+                    } else {
+                        String::new()
+                    };
+                    match (&late.unrecorded, &late.recorded) {
+                        (Some(divergence), _) => result.push(
+                            index,
+                            workload,
+                            false,
+                            format!(
+                                "{workload}: outputs diverge from {source_name} under late messages"
+                            ),
+                            format!(
+                                "FAIL {label}: {}--- source version's outputs under it\n{}--- this version's outputs under it, mapped back\n{}",
+                                divergence.describe(),
+                                divergence.source_text,
+                                divergence.mapped_text
+                            ),
+                        ),
+                        (None, Some(divergence)) => result.push(
+                            index,
+                            workload,
+                            true,
+                            format!(
+                                "{workload}: a recorded synchronous-delivery assumption fails under late messages"
+                            ),
+                            format!(
+                                "ok   {label}: {} schedule(s) of late messages (up to {bound} tick(s)){capped}; the outputs diverge from {source_name} only where a recorded assumption fails: {}",
+                                late.schedules,
+                                divergence.describe().trim_end()
+                            ),
+                        ),
+                        (None, None) => result.push(
+                            index,
+                            workload,
+                            true,
+                            format!("{workload}: same outputs as {source_name} under late messages"),
+                            format!(
+                                "ok   {label}: same outputs as {source_name} under {} schedule(s) of late messages (every message late by 1..={bound} tick(s)){capped}",
+                                late.schedules
+                            ),
+                        ),
+                    }
+                }
             } else {
                 result.push(
                     index,
@@ -644,7 +754,7 @@ pub fn run(_context: &Context, args: &TestArgs) -> anyhow::Result<Outcome> {
         SnapshotMode::Compare
     };
     if protocol::is_protocol(root) {
-        let result = test_protocol(root, mode)?;
+        let result = test_protocol_with(root, mode, args.max_delay)?;
         for check in &result.checks {
             println!("{}", check.text);
         }
@@ -655,11 +765,16 @@ pub fn run(_context: &Context, args: &TestArgs) -> anyhow::Result<Outcome> {
         println!("{} run(s) passed", result.runs);
         return Ok(Outcome::Success);
     }
-    test_tree(root, mode, args.jobs)
+    test_tree(root, mode, args.jobs, args.max_delay)
 }
 
 /// `graft test` on a tree: every protocol, one line per version.
-fn test_tree(root: &Path, mode: SnapshotMode, jobs: u64) -> anyhow::Result<Outcome> {
+fn test_tree(
+    root: &Path,
+    mode: SnapshotMode,
+    jobs: u64,
+    max_delay: Option<u64>,
+) -> anyhow::Result<Outcome> {
     let protocols = protocol::protocols_under(root)?;
     let progress = SharedProgress::new(ProgressLine::new(
         "test",
@@ -667,7 +782,7 @@ fn test_tree(root: &Path, mode: SnapshotMode, jobs: u64) -> anyhow::Result<Outco
         progress::wanted(false),
     ));
     let results = parallel_map(&protocols, jobs, |directory| {
-        let result = test_protocol(directory, mode);
+        let result = test_protocol_with(directory, mode, max_delay);
         progress.add(
             1,
             &format!("of {}, last: {}", protocols.len(), display(directory)),

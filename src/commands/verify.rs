@@ -37,7 +37,7 @@ use crate::commands::test::parallel_map;
 use crate::program::{self, CrashModelArg, Loaded, RunOptions};
 use crate::progress::{self, ProgressLine, SharedProgress};
 use crate::protocol::{self, Expectation, VerifyJob, display};
-use crate::{Context, Outcome, render};
+use crate::{Context, Outcome, late, render};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -742,11 +742,27 @@ pub fn verify_files(
                     "  first divergence under {}: `{}` at tick {}",
                     divergence.faults, divergence.relation, divergence.tick
                 );
+                let late_cause = if divergence.faults.delays.is_empty() {
+                    None
+                } else {
+                    late_messages_cause(
+                        &old.verifier,
+                        verifier,
+                        &mapping,
+                        &divergence.faults,
+                        record.as_ref().map(|(_, j)| j),
+                    )?
+                };
                 for fact in &divergence.only_old {
                     let _ = writeln!(refinement_text, "    only in the old version: {fact}");
                 }
                 for fact in &divergence.only_new {
                     let _ = writeln!(refinement_text, "    only in the new version: {fact}");
+                }
+                if let Some(cause) = &late_cause {
+                    for line in cause.text.lines() {
+                        let _ = writeln!(refinement_text, "  {line}");
+                    }
                 }
                 let _ = writeln!(refinement_text, "  old trace:");
                 for line in divergence.old_trace.lines() {
@@ -772,7 +788,63 @@ pub fn verify_files(
                         "new_trace": divergence.new_trace,
                     },
                 });
+                // Late messages only under --max-delay, so output without them is unchanged.
+                if !divergence.faults.delays.is_empty() {
+                    refinement_json["divergence"]["delays"] =
+                        serde_json::json!(divergence.faults.delays);
+                }
+                if let Some(cause) = late_cause {
+                    refinement_json["divergence"]["late"] = cause.json;
+                }
             }
+        }
+        // Under --max-delay, an eventual comparison also runs every schedule of late messages
+        // (a per-tick one already compared on OLD's schedules, which include late messages).
+        if args.max_delay > 0 && comparison_mode == Comparison::Eventual && !diverged {
+            let late = late_comparison(args, &old_files, mapped_facts.as_deref(), record.as_ref())?;
+            let _ = writeln!(
+                refinement_text,
+                "  under late messages (every message late by 1..={} tick(s), as in `graft test --max-delay`): {} schedule(s){}",
+                args.max_delay,
+                late.schedules,
+                if late.capped {
+                    format!(" (the first {} only)", compare::DELAY_CASE_CAP)
+                } else {
+                    String::new()
+                }
+            );
+            let divergence = late.unrecorded.as_ref().or(late.recorded.as_ref());
+            match divergence {
+                None => {
+                    let _ = writeln!(refinement_text, "  same outputs eventually");
+                }
+                Some(divergence) => {
+                    diverged = true;
+                    for line in divergence.describe().lines() {
+                        let _ = writeln!(refinement_text, "  {line}");
+                    }
+                    for (title, text) in [
+                        ("old outputs under it", &divergence.source_text),
+                        (
+                            "new outputs under it (mapped back)",
+                            &divergence.mapped_text,
+                        ),
+                    ] {
+                        let _ = writeln!(refinement_text, "  {title}:");
+                        if text.trim().is_empty() {
+                            let _ = writeln!(refinement_text, "    (none)");
+                        }
+                        for line in text.lines() {
+                            let _ = writeln!(refinement_text, "    {line}");
+                        }
+                    }
+                }
+            }
+            refinement_json["late"] = serde_json::json!({
+                "max_delay": args.max_delay,
+                "schedules": late.schedules,
+                "divergence": divergence.map(late_json),
+            });
         }
         // OLD's counterexamples, then its explored fault sets, mapped to NEW's nodes.
         let mut old_first: Vec<FaultSet> = old_known.iter().map(|f| mapping.schedule(f)).collect();
@@ -1055,6 +1127,112 @@ fn eventual_comparison(
             new_trace: compare::render_facts(&mapped_new),
         }),
     })
+}
+
+/// The schedules of late messages of `graft test --max-delay` (`crate::late`) for an
+/// eventual comparison: the new version on `--facts`, the source on the same facts mapped
+/// back, both until quiescence.
+fn late_comparison(
+    args: &VerifyArgs,
+    old_files: &[String],
+    mapped: Option<&[crate::load::FactsText]>,
+    record: Option<&(PathBuf, Justification)>,
+) -> anyhow::Result<late::LateCheck> {
+    let [new_program] = args.files.as_slice() else {
+        bail!("a comparison under late messages needs the new version as one program file");
+    };
+    let [old_program] = old_files else {
+        bail!("a comparison under late messages needs the old version as one program file");
+    };
+    let Some((_, justification)) = record else {
+        bail!("a comparison under late messages needs the rewrite's justification record");
+    };
+    let new_facts = crate::load::read_facts(&args.facts)?;
+    let old_facts = mapped.map_or_else(|| new_facts.clone(), <[_]>::to_vec);
+    let new = late::Prepared::new(Path::new(new_program), &new_facts)?;
+    let old = late::Prepared::new(Path::new(old_program), &old_facts)?;
+    let (new, old) = match (new, old) {
+        (Ok(new), Ok(old)) => (new, old),
+        (Err(rendered), _) | (_, Err(rendered)) => bail!("{rendered}"),
+    };
+    late::check_late(&old, &new, justification, args.max_delay)
+}
+
+/// A divergence under late messages as JSON.
+fn late_json(divergence: &late::LateDivergence) -> serde_json::Value {
+    serde_json::json!({
+        "source_delay": divergence.case.source.as_ref().map(|(from, to, tick)| {
+            serde_json::json!({"from": from, "to": to, "tick": tick, "by": divergence.case.by})
+        }),
+        "version_delays": divergence.case.version.iter().map(|(from, to, tick)| {
+            serde_json::json!({"from": from, "to": to, "tick": tick, "by": divergence.case.by})
+        }).collect::<Vec<_>>(),
+        "late_messages": divergence.case.messages,
+        "comparison": comparison_name(divergence.comparison),
+        "only_old": divergence.divergence.only_source,
+        "only_new": divergence.divergence.only_new,
+        "recorded_assumption": !divergence.recorded.is_empty(),
+        "meaning": divergence.verdict(),
+    })
+}
+
+/// Why a per-tick divergence under a schedule with late messages happened.
+struct LateCause {
+    text: String,
+    json: serde_json::Value,
+}
+
+/// When a schedule with late messages makes the versions diverge but the same schedule
+/// without them does not, the divergence is the late messages' doing: names them (as the new
+/// version sends them) and the recorded synchronous-delivery assumptions that cover them.
+/// `None` when the versions diverge without the late messages too.
+fn late_messages_cause(
+    old: &Verifier,
+    new: &Verifier,
+    mapping: &Mapping,
+    faults: &FaultSet,
+    justification: Option<&Justification>,
+) -> anyhow::Result<Option<LateCause>> {
+    let mut on_time = faults.clone();
+    on_time.delays.clear();
+    let without = refine::compare(old, new, mapping, std::slice::from_ref(&on_time))?;
+    if without.divergence.is_some() {
+        return Ok(None);
+    }
+    let run = new.run(&mapping.schedule(faults))?;
+    let program = new.program();
+    let mut late: Vec<String> = Vec::new();
+    let mut relations: BTreeSet<String> = BTreeSet::new();
+    for message in run.messages.iter().filter(|message| message.delay > 0) {
+        let name = &program.relation(message.rel).name;
+        relations.insert(name.clone());
+        late.push(format!(
+            "{} {}->{}@{} (+{} late)",
+            graft_verify::spec::render(name, &message.tuple),
+            graft_verify::lineage::node_name(&message.sender),
+            graft_verify::lineage::node_name(&message.dest),
+            message.send_tick,
+            message.delay
+        ));
+    }
+    let covering = justification
+        .map(|j| late::covering(j, &relations))
+        .unwrap_or_default();
+    let meaning = late::meaning(justification.is_some(), &covering);
+    let mut text = format!(
+        "the divergence is the late messages' doing (without them the schedule gives the same outputs); {meaning}\n"
+    );
+    for message in &late {
+        let _ = writeln!(text, "late: {message}");
+    }
+    Ok(Some(LateCause {
+        text,
+        json: serde_json::json!({
+            "late_messages": late,
+            "recorded_assumption": !covering.is_empty(),
+            "meaning": meaning,
+        }),
+    }))
 }
 
 /// The relation and node mapping: from the justification record when there is one, else the
@@ -1475,6 +1653,11 @@ fn verify_job(
         .and_then(serde_json::Value::as_str)
         .unwrap_or("per-tick");
     let refined = match (&job_args.refines, verified.diverged) {
+        (Some(source), false) if compared == "eventual" && job_args.max_delay > 0 => format!(
+            "; same outputs as {} eventually (failure-free and with every message up to {} tick(s) late, until quiescence)",
+            source.join(" "),
+            job_args.max_delay
+        ),
         (Some(source), false) if compared == "eventual" => format!(
             "; same outputs as {} eventually (failure-free, until quiescence)",
             source.join(" ")

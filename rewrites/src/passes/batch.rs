@@ -31,7 +31,7 @@ use graft_compiler::ir::{self, AggFunc, ArithOp, CompareOp, Persistence, RelId, 
 
 use super::{Context, Outcome, discharged};
 use crate::draft::{DAtom, DColumn, DHeadArg, DLiteral, DRelation, DRule, DTerm, Draft};
-use crate::justification::{Comparison, Discharged, NameMap};
+use crate::justification::{Assumption, Comparison, Discharged, NameMap, SynchronousDelivery};
 use crate::refusal::{FailedPrecondition, Refusal};
 use crate::spec::PassSpec;
 
@@ -42,6 +42,28 @@ pub(super) struct BatchPlan {
     size: Option<u32>,
     sender_type: String,
     pub(super) preconditions: Vec<Discharged>,
+    /// The channels whose timing the consumers' joins rely on (absent when they join the
+    /// channel only with relations no message feeds).
+    pub(super) assumptions: Vec<Assumption>,
+}
+
+/// Relations from which `start` is derived, through protocol rules (any edge kind).
+fn upstream(context: &Context<'_>, start: RelId) -> BTreeSet<RelId> {
+    let mut seen = BTreeSet::from([start]);
+    let mut queue = VecDeque::from([start]);
+    while let Some(rel) = queue.pop_front() {
+        for rule in context.protocol_rules() {
+            if rule.head.rel != rel {
+                continue;
+            }
+            for (_, atom) in rule.atoms() {
+                if seen.insert(atom.rel) {
+                    queue.push_back(atom.rel);
+                }
+            }
+        }
+    }
+    seen
 }
 
 /// Relations reachable from `start` through protocol rules (any edge kind).
@@ -98,6 +120,8 @@ pub(super) fn check(
     }
     let down = downstream(context, rel);
     let mut consumers = 0;
+    // Persisted relations the consumers join the channel with.
+    let mut partners: BTreeSet<RelId> = BTreeSet::new();
     for rule in context.protocol_rules() {
         let reads_channel = rule.atoms().any(|(_, atom)| atom.rel == rel);
         let reads_down = rule.atoms().any(|(_, atom)| down.contains(&atom.rel));
@@ -111,6 +135,11 @@ pub(super) fn check(
                         atom.span,
                         "batch only channels whose consumers are monotone",
                     ));
+                } else if atom.rel != rel
+                    && !atom.negated
+                    && context.relation(atom.rel).is_persisted()
+                {
+                    partners.insert(atom.rel);
                 } else if atom.rel != rel
                     && !atom.negated
                     && !context.relation(atom.rel).is_persisted()
@@ -202,7 +231,40 @@ pub(super) fn check(
             ),
         ),
     ];
+    // Batching makes the channel's tuples arrive later than the source's; the same outputs
+    // follow only if what they join with has arrived by then exactly when it did in the
+    // source. A partner fed by messages that arrive late in the source (and so miss the
+    // source's tuple) is found by the later batch: the version derives more.
+    let feeding: BTreeSet<String> = partners
+        .iter()
+        .flat_map(|partner| upstream(context, *partner))
+        .filter(|upstream_rel| {
+            program
+                .rules_deriving(*upstream_rel)
+                .any(|rule| rule.kind == RuleKind::Async)
+        })
+        .map(|upstream_rel| context.relation(upstream_rel).name.clone())
+        .collect();
+    let assumptions = if feeding.is_empty() {
+        Vec::new()
+    } else {
+        let quoted = |names: &mut dyn Iterator<Item = String>| {
+            names
+                .map(|name| format!("`{name}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        vec![Assumption::SynchronousDelivery(SynchronousDelivery::new(
+            feeding.iter().cloned().collect(),
+            format!(
+                "the consumers join `{channel}` with {}, fed by messages of {}: a batch arrives later than the source's tuples, so the outputs are the same only if those messages arrive at the tick after they are sent, as in the source; a late one that the source's tuple misses is still found by the later batch, and the version derives more",
+                quoted(&mut partners.iter().map(|r| context.relation(*r).name.clone())),
+                quoted(&mut feeding.iter().cloned())
+            ),
+        ))]
+    };
     Ok(BatchPlan {
+        assumptions,
         channel: channel.to_owned(),
         ticks,
         size,
@@ -464,6 +526,7 @@ pub(super) fn apply(plan: &BatchPlan, draft: &mut Draft) -> Outcome {
         added: added_names,
         nodes: BTreeMap::new(),
         comparison: Comparison::Eventual,
+        assumptions: Vec::new(),
     }
 }
 
@@ -476,5 +539,6 @@ fn empty_outcome() -> Outcome {
         added: Vec::new(),
         nodes: BTreeMap::new(),
         comparison: Comparison::Eventual,
+        assumptions: Vec::new(),
     }
 }

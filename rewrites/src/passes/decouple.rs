@@ -791,6 +791,7 @@ pub(super) fn apply(plan: &DecouplePlan, draft: &mut Draft, files: &mut [FactsFi
         added,
         nodes,
         comparison,
+        assumptions: Vec::new(),
     }
 }
 

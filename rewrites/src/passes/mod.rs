@@ -36,11 +36,14 @@ impl Plan {
         &self.spec
     }
 
-    /// What the plan assumes and `graft test` checks (declared keys used as dependencies).
+    /// What the plan assumes and `graft test` checks (declared keys used as dependencies, the
+    /// channels whose synchronous delivery a batch's consumers rely on); the apply step adds
+    /// the coordinator round's.
     pub fn assumptions(&self) -> Vec<Assumption> {
         match &self.detail {
             Detail::Partition(plan) => plan.assumptions(),
-            Detail::Quorum(_) | Detail::Batch(_) | Detail::Decouple(_) => Vec::new(),
+            Detail::Batch(plan) => plan.assumptions.clone(),
+            Detail::Quorum(_) | Detail::Decouple(_) => Vec::new(),
         }
     }
 
@@ -127,7 +130,7 @@ pub fn apply(checked: &Checked, plan: Plan, facts: &[FactsFile]) -> Applied {
     let mut draft = Draft::from_ir(program);
     let mut files = facts.to_vec();
     let preconditions = plan.preconditions();
-    let assumptions = plan.assumptions();
+    let mut assumptions = plan.assumptions();
     let mut outcome = match &plan.detail {
         Detail::Quorum(detail) => quorum::apply(detail, &mut draft, &mut files),
         Detail::Batch(detail) => batch::apply(detail, &mut draft),
@@ -135,6 +138,7 @@ pub fn apply(checked: &Checked, plan: Plan, facts: &[FactsFile]) -> Applied {
         Detail::Decouple(detail) => decouple::apply(detail, &mut draft, &mut files),
     };
     outcome.relations.sort_by(|a, b| a.old.cmp(&b.old));
+    assumptions.append(&mut outcome.assumptions);
     let record = PassRecord {
         pass: plan.spec.name().to_owned(),
         request: plan.spec.text(),
@@ -168,6 +172,8 @@ struct Outcome {
     added: Vec<String>,
     nodes: BTreeMap<String, String>,
     comparison: Comparison,
+    /// Assumptions that name what the apply step generated (the coordinator round's channels).
+    assumptions: Vec<Assumption>,
 }
 
 fn rule_maps(program: &ir::Program, draft: &Draft) -> Vec<RuleMap> {

@@ -50,7 +50,7 @@ use graft_compiler::ir::{self, ArithOp, CompareOp, Persistence, RelId, RuleKind,
 use super::dependencies::{self, Dependency, Equalities, Image, Node, equalities};
 use super::{Context, Outcome, discharged};
 use crate::draft::{DColumn, DHeadArg, DLiteral, DRelation, DRule, DTerm, Draft};
-use crate::justification::{Assumption, Comparison, Discharged, NameMap};
+use crate::justification::{Assumption, Comparison, Discharged, NameMap, SynchronousDelivery};
 use crate::refusal::{FailedPrecondition, Refusal};
 use crate::spec::PassSpec;
 use crate::{FactsFile, topology};
@@ -870,10 +870,10 @@ pub(super) fn check(
                     column(dependency.to)
                 ),
             ));
-            assumptions.push(Assumption {
-                relation: relation.name.clone(),
-                key: vec![column(dependency.from)],
-            });
+            assumptions.push(Assumption::key(
+                relation.name.clone(),
+                vec![column(dependency.from)],
+            ));
         }
     }
     preconditions.push(discharged(
@@ -1494,6 +1494,13 @@ fn uses_var_beyond_location(rule: &DRule, var: &str, keep_head_location: bool) -
 }
 
 pub(super) fn apply(plan: &PartitionPlan, draft: &mut Draft, files: &mut [FactsFile]) -> Outcome {
+    // The relations whose `@next` updates become broadcasts to every partition.
+    let broadcast_heads: BTreeSet<String> = plan
+        .broadcasts
+        .iter()
+        .filter_map(|index| draft.rules.get(*index as usize))
+        .map(|rule| rule.head_rel.clone())
+        .collect();
     let role = plan.role.clone();
     let n = plan.n;
     let self_rel = draft.fresh_relation(&format!("{role}_self"));
@@ -2324,6 +2331,10 @@ pub(super) fn apply(plan: &PartitionPlan, draft: &mut Draft, files: &mut [FactsF
         } else {
             Comparison::PerTick
         },
+        assumptions: coordinator
+            .as_ref()
+            .map(|coordinator| vec![coordinator.synchronous_delivery(&broadcast_heads)])
+            .unwrap_or_default(),
     }
 }
 
@@ -2386,6 +2397,33 @@ struct Coordinator {
 }
 
 impl Coordinator {
+    /// The round's timing assumption (`graft test --max-delay` shows each part failing on a
+    /// protocol that reads replicated state written by a batch: see docs/rewrites.md).
+    fn synchronous_delivery(&self, broadcasts: &BTreeSet<String>) -> Assumption {
+        let mut channels: Vec<String> = vec![self.vote_request.clone(), self.commit.clone()];
+        channels.extend(self.tagged.values().cloned());
+        channels.extend(broadcasts.iter().cloned());
+        Assumption::SynchronousDelivery(SynchronousDelivery::new(
+            channels,
+            format!(
+                "a partition must receive the vote request for a batch at the tick the original received its inputs, or it applies inputs buffered behind the batch before the batch; every partition must receive the commit (`{}`) at the tick after it is sent, and the replicated updates{} a partition broadcasts when it applies a batch must reach the other partitions at the next tick, as the original's `@next` update held there, or a partition applies later inputs on stale replicated state",
+                self.commit,
+                if broadcasts.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({})",
+                        broadcasts
+                            .iter()
+                            .map(|name| format!("`{name}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ),
+        ))
+    }
+
     fn new(draft: &Draft, plan: &PartitionPlan) -> Coordinator {
         let role = &plan.role;
         let coordinator = draft.fresh_role(&format!("{role}_coordinator"));

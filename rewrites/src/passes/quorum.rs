@@ -528,5 +528,6 @@ pub(super) fn apply(plan: &QuorumPlan, draft: &mut Draft, files: &mut [FactsFile
         added: Vec::new(),
         nodes: BTreeMap::new(),
         comparison: Comparison::None,
+        assumptions: Vec::new(),
     }
 }
