@@ -127,10 +127,10 @@ fn contents_at<'run>(
         }
         for tuple in run.facts(tick, relation.id) {
             for (column, value) in relation.columns.iter().zip(tuple.iter()) {
-                if let (Type::Role(role), Value::Str(name)) = (column.ty, value) {
-                    if !roles.contains_key(name.as_ref()) {
-                        roles.insert(name.to_string(), program.type_name(Type::Role(role)));
-                    }
+                if let (Type::Role(role), Value::Str(name)) = (column.ty, value)
+                    && !roles.contains_key(name.as_ref())
+                {
+                    roles.insert(name.to_string(), program.type_name(Type::Role(role)));
                 }
             }
             if let Some(node) = tuple.first() {
