@@ -237,6 +237,65 @@ fn model_column_compares_the_cost_model_with_the_runtime() {
     }
 }
 
+/// The cost model counts each node's work as the runtime's node-local engine does it: on every
+/// bundled protocol with versions and a bench template, every node's facts derived, messages
+/// sent and messages received are the runtime's counts exactly.
+#[test]
+fn the_model_counts_every_nodes_work_as_the_runtime_does() {
+    let directory = scratch("model-nodes");
+    let (report, _) = bench_json(
+        &[
+            "bench",
+            "examples/voting",
+            "examples/2pc",
+            "examples/paxos",
+            "examples/kvs",
+            "examples/broadcast-best-effort",
+            "--scale",
+            "20",
+            "--model",
+        ],
+        &directory,
+    );
+    let protocols = report["protocols"].as_array().expect("protocols");
+    assert_eq!(protocols.len(), 5);
+    let mut versions_seen = 0;
+    for protocol in protocols {
+        for version in protocol["versions"].as_array().expect("versions") {
+            versions_seen += 1;
+            let name = format!("{} {}", protocol["protocol"], version["version"]);
+            let counts = |nodes: &Value| -> std::collections::BTreeMap<String, [u64; 3]> {
+                nodes
+                    .as_array()
+                    .expect("nodes")
+                    .iter()
+                    .filter(|node| node["load"].as_u64() != Some(0))
+                    .map(|node| {
+                        let count = |field: &str| node[field].as_u64().expect("a count");
+                        (
+                            node["node"].as_str().expect("a name").to_owned(),
+                            [
+                                count("facts_derived"),
+                                count("messages_sent"),
+                                count("messages_received"),
+                            ],
+                        )
+                    })
+                    .collect()
+            };
+            let measured = counts(&version["nodes"]);
+            let modelled = counts(&version["model"]["nodes"]);
+            assert!(!measured.is_empty(), "{name}: no node worked");
+            assert_eq!(modelled, measured, "{name}: the model's counts differ");
+            assert_eq!(
+                version["model"]["busiest_load"], version["busiest_load"],
+                "{name}"
+            );
+        }
+    }
+    assert_eq!(versions_seen, 14);
+}
+
 #[test]
 fn paxos_runs_a_template_that_generates_its_topology() {
     let directory = scratch("paxos");

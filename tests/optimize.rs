@@ -111,7 +111,13 @@ fn the_written_version_passes_graft_test_against_its_source() {
     )
     .expect("JSON");
     let passes = justification["passes"].as_array().expect("passes");
-    assert_eq!(passes.len(), 2, "{justification:#}");
+    // One pass per step of the printed plan (its rows start with the step's number).
+    let steps = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.starts_with(|c: char| c.is_ascii_digit()))
+        .count();
+    assert!(steps >= 1, "{}", transcript(&output));
+    assert_eq!(passes.len(), steps, "{justification:#}");
     for pass in passes {
         assert!(
             !pass["preconditions"]
@@ -398,8 +404,8 @@ fn chains_of_decouple_and_partition_keep_the_outputs() {
     }
 }
 
-/// Copies `tests/optimize/quorum-retry` (a leader that resends until a quorum acknowledged;
-/// a smaller quorum stops it earlier) into a scratch directory, with `extra` appended to the
+/// Copies `tests/optimize/quorum-retry` (a leader that resends, round by round, until a quorum
+/// acknowledged; a smaller quorum stops it a round earlier) into a scratch directory, with `extra` appended to the
 /// program.
 fn quorum_protocol(name: &str, extra: &str) -> PathBuf {
     let protocol = scratch(name);
@@ -451,13 +457,13 @@ fn a_quorum_change_that_helps_is_verified_and_kept() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains(
-            "1     quorum(QUORUM=2)  L (leader)          136  L (leader)         106  5 -> 5"
+            "1     quorum(QUORUM=2)  L (leader)           76  L (leader)          70  5 -> 5"
         ),
         "{stdout}"
     );
     // A change that does not lower the load is never verified.
     assert!(
-        stdout.contains("no-gain        quorum(N=4): does not lower the bottleneck's load (136 -> 136), so it was not verified; on the source"),
+        stdout.contains("no-gain        quorum(N=4): does not lower the bottleneck's load (76 -> 76), so it was not verified; on the source"),
         "{stdout}"
     );
     let justification: serde_json::Value = serde_json::from_slice(

@@ -3,11 +3,27 @@
 //!
 //! The model is the one `graft rewrite --cost`, `graft report` and `graft optimize` share. A
 //! node's *load* is the work it does for the workload: the facts it derives, the messages it
-//! sends and the messages it receives, counted over a fault-free run until quiescence. At
-//! saturation every node processes requests as fast as its own work allows, so the node with
-//! the most load (the *bottleneck*) bounds the protocol's throughput, and the ratio of two
-//! versions' bottleneck loads on the same workload is their predicted throughput ratio. The
-//! run's length in ticks is reported beside it (`per tick` figures) but does not enter the
+//! sends and the messages it receives, counted over a fault-free run until quiescence the way
+//! an incremental engine does that work:
+//!
+//! - **facts**: within a tick a node derives its relations one same-tick component (a
+//!   strongly connected group of relations of the deductive rules) at a time. A component
+//!   whose inputs — the facts of its own relations at the start of the tick (carried,
+//!   delivered or given) and the relations its rules read — are the same as at the previous
+//!   tick derives the same facts again, so an engine keeps them and does no work; one whose
+//!   inputs changed is derived again, and every fact of its derived relations counts (a
+//!   persisted table counts again only at the ticks its component is re-derived). In a run,
+//!   a component's inputs changed exactly when the facts of its relations, or of a relation
+//!   its rules read, at that node differ from the previous tick's (or its rules read `p@k`
+//!   at k or k + 1).
+//! - **messages**: a message costs its sender and its receiver when it starts: a fact the
+//!   sender sends to the same destination at consecutive ticks is one message (an engine
+//!   sends changes, so a message resent unchanged is no work).
+//!
+//! At saturation every node processes requests as fast as its own work allows, so the node
+//! with the most load (the *bottleneck*) bounds the protocol's throughput, and the ratio of
+//! two versions' bottleneck loads on the same workload is their predicted throughput ratio.
+//! The run's length in ticks is reported beside it (`per tick` figures) but does not enter the
 //! comparison: a rewrite that adds a hop lengthens a small run without slowing a saturated one.
 //!
 //! Counting a run is the command-line tool's job (it owns the evaluator); this module only
@@ -23,16 +39,18 @@ use serde::Serialize;
 pub struct NodeCost {
     /// The node's role (`node` when no typed column names it).
     pub role: String,
-    /// Messages (tuples) the node sent.
+    /// Messages (tuples) the node started sending (a tuple resent unchanged at consecutive
+    /// ticks is one message).
     pub messages: u64,
-    /// Messages (tuples) delivered to the node.
+    /// Messages (tuples) delivered to the node, counted when they start.
     pub received: u64,
-    /// Distinct (destination, tick) pairs the node sent to: network exchanges (a batch of
-    /// tuples sent together is one exchange).
+    /// Distinct (destination, tick) pairs the node started messages to: network exchanges (a
+    /// batch of tuples sent together is one exchange).
     pub exchanges: u64,
-    /// Facts the node derived (input facts excluded).
+    /// Facts the node (re)derived: the facts of every same-tick component it derived again
+    /// because its inputs changed (input facts excluded).
     pub facts: u64,
-    /// Input facts (topology, workload) located at the node.
+    /// Input facts (topology, workload) located at the node, summed over the ticks they hold.
     pub inputs: u64,
 }
 

@@ -311,6 +311,26 @@ impl Outbox {
         self.sends.insert(index, new);
         old
     }
+
+    /// Drops the changes that undo each other: a message of a relation several `@async` rules
+    /// derive that one rule stopped deriving and another started deriving at the same
+    /// evaluation is still derived, so nothing about it changed (it is not sent again).
+    fn settle(&mut self) {
+        if self.shared.is_empty() || self.changes.len() < 2 {
+            return;
+        }
+        let mut net: FastMap<(u32, Full), i32> = FastMap::default();
+        for (rel, full, added) in &self.changes {
+            *net.entry((*rel, full.clone())).or_insert(0) += if *added { 1 } else { -1 };
+        }
+        if net.values().all(|diff| *diff != 0) {
+            return;
+        }
+        self.changes.retain(|(rel, full, _)| {
+            net.get(&(*rel, full.clone()))
+                .is_some_and(|diff| *diff != 0)
+        });
+    }
 }
 
 /// The messages a node's faults withhold at a tick.
@@ -1502,6 +1522,7 @@ impl Local {
                     fired.push(*index);
                 }
             }
+            state.out.settle();
         } else {
             for (rel, flag) in changed.iter_mut().enumerate() {
                 *flag = !previous[rel].is_empty();

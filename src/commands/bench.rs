@@ -148,7 +148,7 @@ pub struct Timing {
 pub struct ModelBench {
     pub ticks: u64,
     pub busiest_node: String,
-    /// The model's load of the busiest node: facts derived plus messages sent.
+    /// The model's load of the busiest node: facts derived plus messages sent and received.
     pub busiest_load: u64,
     /// The compared version's busiest load per tick divided by this one's.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -156,6 +156,19 @@ pub struct ModelBench {
     /// `|predicted / measured - 1| <= 0.25`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub within_25_percent: Option<bool>,
+    /// The model's count of every node that works, by name: to set beside the runtime's
+    /// counts in [`VersionBench::nodes`].
+    pub nodes: Vec<ModelNode>,
+}
+
+/// The cost model's count of one node.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelNode {
+    pub node: String,
+    pub facts_derived: u64,
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    pub load: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -562,6 +575,7 @@ fn bench_protocol(
             busiest_load: model.busiest_load,
             predicted_load_ratio: None,
             within_25_percent: None,
+            nodes: model.nodes,
         });
         if let Some(compared) = compared
             && let Some((their_per_tick, their_rate, their_model)) = lookup.get(&compared)
@@ -882,6 +896,7 @@ struct ModelRaw {
     busiest_node: String,
     busiest_load: u64,
     per_tick: f64,
+    nodes: Vec<ModelNode>,
 }
 
 fn model_of(ready: &Prepared) -> anyhow::Result<ModelRaw> {
@@ -899,11 +914,24 @@ fn model_of(ready: &Prepared) -> anyhow::Result<ModelRaw> {
         reason = "loads and ticks are far below 2^52"
     )]
     let per_tick = busiest.1 as f64 / ticks as f64;
+    let nodes = cost
+        .nodes
+        .iter()
+        .filter(|(_, node)| node.load() > 0)
+        .map(|(name, node)| ModelNode {
+            node: name.clone(),
+            facts_derived: node.facts,
+            messages_sent: node.messages,
+            messages_received: node.received,
+            load: node.load(),
+        })
+        .collect();
     Ok(ModelRaw {
         ticks: cost.ticks,
         busiest_node: busiest.0,
         busiest_load: busiest.1,
         per_tick,
+        nodes,
     })
 }
 
@@ -1020,14 +1048,26 @@ pub fn render_text(report: &Report) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let _ = writeln!(
+            // With --model, the model's load of each node beside the runtime's.
+            let modelled: Option<BTreeMap<&str, u64>> = version.model.as_ref().map(|model| {
+                model
+                    .nodes
+                    .iter()
+                    .map(|node| (node.node.as_str(), node.load))
+                    .collect()
+            });
+            let _ = write!(
                 out,
                 "{:<26} {:>6} {:>12} {:>10} {:>10} {:>12}",
                 "node", "worker", "facts", "sent", "received", "load"
             );
+            if modelled.is_some() {
+                let _ = write!(out, " {:>12}", "model's load");
+            }
+            out.push('\n');
             let (shown, others, most) = shown_nodes(version);
             for node in shown {
-                let _ = writeln!(
+                let _ = write!(
                     out,
                     "{:<26} {:>6} {:>12} {:>10} {:>10} {:>12}",
                     node.node,
@@ -1037,6 +1077,11 @@ pub fn render_text(report: &Report) -> String {
                     node.messages_received,
                     node.load
                 );
+                if let Some(modelled) = &modelled {
+                    let load = modelled.get(node.node.as_str()).copied().unwrap_or(0);
+                    let _ = write!(out, " {load:>12}");
+                }
+                out.push('\n');
             }
             if others > 0 {
                 let _ = writeln!(
