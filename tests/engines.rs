@@ -1,7 +1,8 @@
 //! `graft explain` and `graft verify` on the timely engine, end to end: they print exactly
 //! what they print on the reference evaluator — the same derivation trees, and on every
 //! verification configuration of every bundled protocol (`examples/*/protocol.json`) the
-//! same verdicts, counterexamples and execution counts — on one timely worker and on two.
+//! same verdicts, counterexamples and execution counts — on one timely worker and on two (and
+//! the reference on two threads as on one).
 
 mod common;
 
@@ -37,6 +38,12 @@ fn verify_on_timely_prints_what_the_reference_prints_on_every_protocol() {
         run(&["--engine", "timely", "--workers", "2"]),
         reference,
         "timely on two workers"
+    );
+    // Two threads that also extract the lineage of the runs they make.
+    assert_eq!(
+        run(&["--engine", "reference", "--workers", "2"]),
+        reference,
+        "the reference on two threads"
     );
 }
 

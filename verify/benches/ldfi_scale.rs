@@ -1,8 +1,11 @@
 //! Benchmark: LDFI at protocol scale. Certifies `examples/paxos/paxos.graft` (its topology and
-//! workload) at EOT 8 / EFF 4 without symmetry, and prints the executions and the least wall
-//! time over `GRAFT_BENCH_REPEATS` runs (default 3), on the reference engine. With `GRAFT_MOLLY_CORPUS=DIR` (see `docs/verification.md`) it then prints
-//! the LDFI executions on Molly's corpus next to Molly's published figures, and fails if a
-//! verdict differs from Molly's or an execution count exceeds Molly's.
+//! workload) at EOT 8 / EFF 4 without symmetry, and prints the executions, the least wall time
+//! and the least CPU time (all threads) over `GRAFT_BENCH_REPEATS` runs (default 3), on the
+//! reference engine with each worker count of `GRAFT_BENCH_WORKERS` (default `1,2`; with two,
+//! runs and their lineage are computed two at a time, and the search is the same). With
+//! `GRAFT_MOLLY_CORPUS=DIR` (see `docs/verification.md`) it then prints the LDFI executions on
+//! Molly's corpus next to Molly's published figures, and fails if a verdict differs from
+//! Molly's or an execution count exceeds Molly's.
 //! Run with `cargo bench -p graft-verify --bench ldfi_scale`.
 
 mod common;
@@ -21,13 +24,33 @@ fn variable(name: &str, default: usize) -> usize {
         .max(1)
 }
 
+/// The CPU time of this process so far (every thread), in seconds, from `/proc/self/stat`
+/// (Linux; `None` elsewhere). On a machine shared with other work, wall times vary widely and
+/// CPU time is the steadier figure.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (in parentheses): utime and stime are the 12th and
+    // 13th, in clock ticks of 1/100 s (USER_HZ).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((user + system) / 100.0)
+}
+
 fn main() {
     let repeats = variable("GRAFT_BENCH_REPEATS", 3);
     let options = SearchOptions::default();
     let mut failed = false;
+    let workers: Vec<usize> = std::env::var("GRAFT_BENCH_WORKERS")
+        .unwrap_or_else(|_| "1,2".to_string())
+        .split(',')
+        .filter_map(|count| count.trim().parse().ok())
+        .filter(|count| *count > 0)
+        .collect();
     println!(
-        "{:<36} {:>8} {:>11} {:>14} {:>10}",
-        "protocol", "bounds", "executions", "verdict", "best s"
+        "{:<36} {:>8} {:>11} {:>14} {:>10} {:>10}",
+        "protocol", "bounds", "executions", "verdict", "best s", "CPU s"
     );
     let verifier = load_from(
         &root(),
@@ -41,31 +64,45 @@ fn main() {
     );
     match verifier {
         Ok(verifier) => {
-            let mut best = f64::INFINITY;
-            let mut outcome = None;
-            for _ in 0..repeats {
-                let start = Instant::now();
-                let search = verifier.ldfi(&options, &mut |_| {});
-                best = best.min(start.elapsed().as_secs_f64());
-                outcome = Some(search.map(|search| (search.executions, search.verdict)));
-            }
-            match outcome {
-                Some(Ok((executions, verdict))) => {
-                    println!(
-                        "{:<36} {:>8} {:>11} {:>14?} {:>10.3}",
-                        format!("paxos (best of {repeats})"),
-                        "8/4/0",
-                        executions,
-                        verdict,
-                        best
-                    );
-                    failed |= verdict != Verdict::Certified;
+            let mut verifier = Some(verifier);
+            for workers in workers {
+                let Some(current) = verifier.take() else {
+                    break;
+                };
+                let current = current.with_workers(workers);
+                let mut best = f64::INFINITY;
+                let mut best_cpu = f64::INFINITY;
+                let mut outcome = None;
+                for _ in 0..repeats {
+                    let start = Instant::now();
+                    let cpu = cpu_seconds();
+                    let search = current.ldfi(&options, &mut |_| {});
+                    best = best.min(start.elapsed().as_secs_f64());
+                    if let (Some(before), Some(after)) = (cpu, cpu_seconds()) {
+                        best_cpu = best_cpu.min(after - before);
+                    }
+                    outcome = Some(search.map(|search| (search.executions, search.verdict)));
                 }
-                Some(Err(error)) => {
-                    println!("paxos: {error}");
-                    failed = true;
+                match outcome {
+                    Some(Ok((executions, verdict))) => {
+                        println!(
+                            "{:<36} {:>8} {:>11} {:>14?} {:>10.3} {:>10.2}",
+                            format!("paxos ({workers} worker(s), best of {repeats})"),
+                            "8/4/0",
+                            executions,
+                            verdict,
+                            best,
+                            best_cpu
+                        );
+                        failed |= verdict != Verdict::Certified;
+                    }
+                    Some(Err(error)) => {
+                        println!("paxos: {error}");
+                        failed = true;
+                    }
+                    None => {}
                 }
-                None => {}
+                verifier = Some(current);
             }
         }
         Err(error) => {

@@ -224,6 +224,13 @@ impl Verifier {
         Ok(self)
     }
 
+    /// The same verifier, on its engine, with up to `workers` executions run at once (see
+    /// [`Verifier::using`]; the failure-free run is kept).
+    pub fn with_workers(mut self, workers: usize) -> Verifier {
+        self.workers = workers.max(1);
+        self
+    }
+
     /// The engine that runs the executions.
     pub fn engine(&self) -> Engine {
         if self.runtime.is_some() {

@@ -41,7 +41,7 @@
 //! of such a test needs a group that rises to the bound: as many new members as it lacks.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use graft_compiler::ir::{self, RelId, RuleKind, Term, Value};
 
@@ -147,6 +147,8 @@ pub struct Growth {
     crash: Option<RelId>,
     /// Per relation: whether a `delete` rule retracts its facts.
     deleted: Vec<bool>,
+    /// Per relation: whether an aggregate rule derives it.
+    aggregate: Vec<bool>,
     /// Per relation derived only by local `@async` rules that all put their location (the
     /// sender) in one head column: that column. A fact of such a relation at tick t is a
     /// message from the node named there, sent at t − 1, in every run.
@@ -229,6 +231,14 @@ impl Growth {
         for rule in &program.rules {
             if rule.kind == RuleKind::Delete
                 && let Some(flag) = deleted.get_mut(rule.head.rel.index())
+            {
+                *flag = true;
+            }
+        }
+        let mut aggregate = vec![false; count];
+        for rule in &program.rules {
+            if rule.head.aggregate.is_some()
+                && let Some(flag) = aggregate.get_mut(rule.head.rel.index())
             {
                 *flag = true;
             }
@@ -317,6 +327,7 @@ impl Growth {
             from_async,
             crash,
             deleted,
+            aggregate,
             sender_column,
             counted,
             crash_read,
@@ -395,6 +406,11 @@ impl AtomTable {
             .iter()
             .any(|other| self.implies(solution, other, crash_by))
     }
+}
+
+/// Whether `solutions` holds only the empty set (broken without any fault).
+fn is_trivial(solutions: &Solutions) -> bool {
+    matches!(solutions.as_slice(), [only] if only.is_empty())
 }
 
 /// Whether sorted `small` is a subset of sorted `large`.
@@ -588,7 +604,7 @@ impl Cell {
 
 /// A why-not request: a fact of the relation at the tick, matching the cells, that the run
 /// does not have.
-/// With the run's context id (see [`LineageCache`]).
+/// With the run's prefix id at the tick (see [`LineageCache`]).
 type AppearKey = (u32, RelId, u64, Vec<Cell>);
 
 /// Past this many why-not requests in one run, the remaining ones are answered by the coarse
@@ -724,32 +740,77 @@ struct Context {
 /// Past this many memoised results, the cache is emptied before the next run.
 const CACHE_CAP: usize = 4_000_000;
 
+/// A message channel of a run at a send tick whose messages were lost or arrived late:
+/// (send tick, sender, destination, ticks late; 0 when lost).
+type Fault = (u64, Value, Value, u64);
+
 /// Results of the backward step kept across the runs of one search.
 ///
 /// A run's facts, derivations and messages up to tick `t` are determined by the messages it
 /// lost or delayed among those sent before `t` (a message sent at `s` arrives at `s + 1`
-/// unless it is late, and a late one is, like a lost one, a first fault; a crashed
-/// node still derives under Molly's model, and its `crash` facts are in the [`Context`]).
-/// Runs are canonical (a tick's facts in value order), so up to the tick at which a run's
-/// first lost message would have arrived, it agrees with the failure-free run on every fact,
-/// fact id and derivation. Every result of [`Lineage::broken`] and [`Lineage::appear`] for a
-/// fact or request at tick `t` reads only the run up to `t` and its [`Context`], so the
-/// results at those ticks are kept here, under the context, and serve every later run: a
-/// run's lineage is computed anew only from the tick of its first lost message on. Results
-/// at later ticks depend on the faults and live as long as their run
-/// ([`Lineage::shared`]). Results that met a recursive request on the stack are not
+/// unless it is late; a crashed node still derives under Molly's model, and its `crash`
+/// facts are in the [`Context`]). Under Molly's crash model a channel's messages at one send
+/// tick share their fate, so the channels (sender, destination, send tick) whose messages
+/// were lost, and those that were late with their delay, determine them: two runs with the
+/// same such channels before `t` (the run's *prefix* at `t`) agree up to `t` on every fact,
+/// fact id and derivation (runs are canonical: a tick's facts in value order). Every result
+/// of [`Lineage::broken`] and [`Lineage::appear`] for a fact or request at tick `t` reads
+/// only the run up to `t` and its [`Context`], so results are keyed by the prefix at their
+/// tick and serve every later run with that prefix: the failure-free run's up to a run's
+/// first fault, and the runs extending the same early faults beyond it. Results of a prefix
+/// that no earlier run had live as long as their run ([`Lineage::shared`]): most runs have
+/// prefixes of their own at their last ticks, and keeping every result cost more memory
+/// traffic than their reuse saved. Results that met a recursive request on the stack are not
 /// memoised (as within one run).
 #[derive(Debug, Default)]
 pub struct LineageCache {
     contexts: BTreeMap<Context, u32>,
-    memo: FastMap<(u32, FactRef), Rc<Solutions>>,
-    appear_memo: FastMap<AppearKey, Rc<Solutions>>,
+    /// Prefix ids, by context id and the faulty channels of the prefix (sorted).
+    prefixes: BTreeMap<(u32, Vec<Fault>), u32>,
+    /// Per prefix id: how many runs had it.
+    prefix_runs: Vec<u32>,
+    memo: FastMap<(u32, FactRef), Arc<Solutions>>,
+    appear_memo: FastMap<AppearKey, Arc<Solutions>>,
 }
 
 impl LineageCache {
     fn context(&mut self, context: Context) -> u32 {
         let next = u32::try_from(self.contexts.len()).unwrap_or(u32::MAX);
         *self.contexts.entry(context).or_insert(next)
+    }
+
+    /// The prefix ids of a run under `context` whose faulty channels are `faults` (sorted by
+    /// send tick), for ticks `0..=last`; each distinct prefix counts the run once.
+    fn prefixes(&mut self, context: u32, faults: &[Fault], last: u64) -> Vec<u32> {
+        let mut ids = Vec::new();
+        let mut seen: Option<u32> = None;
+        let mut taken = 0;
+        for tick in 0..=last {
+            let before = faults.partition_point(|fault| fault.0 < tick);
+            if seen.is_none() || before != taken {
+                taken = before;
+                let key = (context, faults[..before].to_vec());
+                let next = u32::try_from(self.prefix_runs.len()).unwrap_or(u32::MAX);
+                let id = *self.prefixes.entry(key).or_insert(next);
+                if id == next {
+                    self.prefix_runs.push(0);
+                }
+                if let Some(runs) = self.prefix_runs.get_mut(id as usize) {
+                    *runs = runs.saturating_add(1);
+                }
+                seen = Some(id);
+            }
+            ids.extend(seen);
+        }
+        ids
+    }
+
+    /// Whether results under prefix `id` are kept for later runs: a run before this one had
+    /// the prefix too, or it has no fault (every run starts with the failure-free run's).
+    fn popular(&self, id: u32) -> bool {
+        self.prefix_runs
+            .get(id as usize)
+            .is_some_and(|runs| *runs >= 2)
     }
 
     /// Memoised results held.
@@ -775,15 +836,16 @@ pub struct Lineage<'a> {
     /// The values of each [`Growth::counted`] column at any tick, sorted, without duplicates.
     domains: Vec<Vec<Value>>,
     cache: &'a mut LineageCache,
-    /// The run's context id (see [`LineageCache`]).
-    context: u32,
-    /// The send tick of the run's first lost message (`u64::MAX` when none was lost).
-    first_loss: u64,
+    /// The run's prefix id at each tick (see [`LineageCache`]).
+    prefixes: Vec<u32>,
+    /// Whether the results under each prefix id of `prefixes` are kept for later runs.
+    kept: Vec<bool>,
     /// Results of this run at ticks that are not [`shared`](Lineage::shared).
-    memo: FastMap<FactRef, Rc<Solutions>>,
-    appear_memo: FastMap<AppearKey, Rc<Solutions>>,
+    memo: FastMap<FactRef, Arc<Solutions>>,
+    appear_memo: FastMap<AppearKey, Arc<Solutions>>,
     stack: FastSet<FactRef>,
-    appear_stack: FastSet<AppearKey>,
+    /// The why-not requests being answered (a short stack: searched linearly).
+    appear_stack: Vec<AppearKey>,
     /// Why-not requests answered so far (see [`APPEAR_CAP`]).
     requests: usize,
     cycle_hits: u64,
@@ -860,13 +922,35 @@ impl<'a> Lineage<'a> {
             crash_facts,
         });
         // A late message changes the run from its on-time arrival on, as a lost one does.
-        let first_loss = run
+        let mut faults: Vec<Fault> = run
             .messages
             .iter()
             .filter(|message| !message.fate.is_delivered() || message.delay > 0)
-            .map(|message| message.send_tick)
-            .min()
-            .unwrap_or(u64::MAX);
+            .map(|message| {
+                let delay = if message.fate.is_delivered() {
+                    message.delay
+                } else {
+                    0
+                };
+                (
+                    message.send_tick,
+                    message.sender.clone(),
+                    message.dest.clone(),
+                    delay,
+                )
+            })
+            .collect();
+        faults.sort();
+        faults.dedup();
+        let prefixes = cache.prefixes(context, &faults, run.ticks_run.saturating_add(1));
+        let kept = prefixes
+            .iter()
+            .enumerate()
+            .map(|(tick, id)| {
+                let unfaulty = faults.first().is_none_or(|first| first.0 >= tick as u64);
+                unfaulty || cache.popular(*id)
+            })
+            .collect();
         Lineage {
             run,
             program,
@@ -877,12 +961,12 @@ impl<'a> Lineage<'a> {
             first_send,
             domains,
             cache,
-            context,
-            first_loss,
+            prefixes,
+            kept,
             memo: FastMap::default(),
             appear_memo: FastMap::default(),
             stack: FastSet::default(),
-            appear_stack: FastSet::default(),
+            appear_stack: Vec::new(),
             requests: 0,
             cycle_hits: 0,
             truncated: false,
@@ -946,13 +1030,25 @@ impl<'a> Lineage<'a> {
         !self.growth.crash_tick_read
     }
 
-    /// Whether results at `tick` are kept for later runs: the run has lost no message sent
-    /// before `tick`, so up to `tick` it is the failure-free run (under its [`Context`]).
-    /// Results of later ticks depend on the faults, and few runs share them: keeping them
-    /// all (keyed by the messages lost before their tick) cost more memory traffic than
-    /// their reuse saved.
+    /// The run's prefix id at `tick` (see [`LineageCache`]).
+    fn prefix(&self, tick: u64) -> u32 {
+        let index = usize::try_from(tick).unwrap_or(usize::MAX);
+        self.prefixes
+            .get(index)
+            .or(self.prefixes.last())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether results at `tick` are kept for later runs: the run's prefix at `tick` is the
+    /// failure-free run's, or an earlier run had it too (see [`LineageCache`]).
     fn shared(&self, tick: u64) -> bool {
-        tick <= self.first_loss
+        let index = usize::try_from(tick).unwrap_or(usize::MAX);
+        self.kept
+            .get(index)
+            .or(self.kept.last())
+            .copied()
+            .unwrap_or(false)
     }
 
     /// Atom id facts: (is crash, node, tick).
@@ -1006,17 +1102,36 @@ impl<'a> Lineage<'a> {
         Some(set)
     }
 
+    /// Keeps at most [`SOLUTION_CAP`] of the (minimal) `solutions`: the smallest, then the
+    /// least by their fault variables (not by atom ids, which depend on the order in which a
+    /// worker met the variables), so that the sets kept do not depend on the worker.
     fn cap(&mut self, mut solutions: Solutions) -> Solutions {
         if solutions.len() > SOLUTION_CAP {
+            let atoms = &*self.atoms;
+            solutions.sort_by_cached_key(|solution| {
+                let mut faults: Vec<Option<&FaultAtom>> =
+                    solution.iter().map(|id| atoms.get(*id)).collect();
+                faults.sort();
+                (solution.len(), faults)
+            });
             solutions.truncate(SOLUTION_CAP);
             self.truncated = true;
         }
         solutions
     }
 
+    /// The minimal unions of one set of `left` and one of `right`. Every list of solutions
+    /// the backward step makes is a [`AtomTable::minimise`] of normalised sets (or holds only
+    /// the empty set), so a side holding only the empty set leaves the other as it is.
     fn and(&mut self, left: &Solutions, right: &Solutions) -> Solutions {
         if left.is_empty() || right.is_empty() {
             return Vec::new();
+        }
+        if is_trivial(left) {
+            return right.clone();
+        }
+        if is_trivial(right) {
+            return left.clone();
         }
         let mut product = Vec::with_capacity(left.len() * right.len());
         for a in left {
@@ -1032,9 +1147,16 @@ impl<'a> Lineage<'a> {
         self.cap(product)
     }
 
-    fn or(&mut self, parts: Vec<Rc<Solutions>>) -> Solutions {
+    /// The minimal sets among those of `parts` (each already minimal: see [`Lineage::and`]).
+    fn or(&mut self, parts: Vec<Arc<Solutions>>) -> Solutions {
         if parts.iter().any(|part| part.iter().any(Vec::is_empty)) {
             return vec![Vec::new()];
+        }
+        let mut non_empty = parts.iter().filter(|part| !part.is_empty());
+        match (non_empty.next(), non_empty.next()) {
+            (None, _) => return Vec::new(),
+            (Some(only), None) => return (**only).clone(),
+            _ => {}
         }
         let all: Solutions = parts.iter().flat_map(|part| part.iter().cloned()).collect();
         let all = self.atoms.minimise(all, self.crash_by());
@@ -1093,7 +1215,7 @@ impl<'a> Lineage<'a> {
     }
 
     /// The faults that could make a fact matching `absent` appear (why-not provenance).
-    fn break_absence(&mut self, absent: &Absent) -> Rc<Solutions> {
+    fn break_absence(&mut self, absent: &Absent) -> Arc<Solutions> {
         let pattern = absent
             .pattern
             .iter()
@@ -1158,32 +1280,32 @@ impl<'a> Lineage<'a> {
     /// bindings here is lost (a body fact broken, or a negated atom newly blocked). A new
     /// fact derived through recursion within a tick has a first such fact, whose firing has
     /// no new fact of the cycle, so a request met again on the stack contributes nothing.
-    fn appear(&mut self, rel: RelId, tick: u64, pattern: Vec<Cell>) -> Rc<Solutions> {
+    fn appear(&mut self, rel: RelId, tick: u64, pattern: Vec<Cell>) -> Arc<Solutions> {
         if tick == 0 {
-            return Rc::new(Vec::new());
+            return Arc::new(Vec::new());
         }
         if Some(rel) == self.growth.crash {
             let solutions = self.crash_appears(&pattern);
-            return Rc::new(self.atoms.minimise(solutions, self.crash_by()));
+            return Arc::new(self.atoms.minimise(solutions, self.crash_by()));
         }
         let index = rel.index();
         if !self.can_grow(rel) {
-            return Rc::new(Vec::new());
+            return Arc::new(Vec::new());
         }
-        let fixed: Option<Vec<Value>> = pattern
-            .iter()
-            .map(|cell| match cell {
-                Cell::Is(value) => Some(value.clone()),
-                _ => None,
-            })
-            .collect();
-        if let Some(values) = fixed
-            && self.run.holds(tick, rel, &values)
-        {
-            return Rc::new(Vec::new());
+        if pattern.iter().all(|cell| matches!(cell, Cell::Is(_))) {
+            let values: Vec<Value> = pattern
+                .iter()
+                .filter_map(|cell| match cell {
+                    Cell::Is(value) => Some(value.clone()),
+                    _ => None,
+                })
+                .collect();
+            if self.run.holds(tick, rel, &values) {
+                return Arc::new(Vec::new());
+            }
         }
         let pattern = self.exclude_existing(rel, tick, pattern);
-        let key: AppearKey = (self.context, rel, tick, pattern);
+        let mut key: AppearKey = (self.prefix(tick), rel, tick, pattern);
         let found = if self.shared(tick) {
             self.cache.appear_memo.get(&key)
         } else {
@@ -1194,7 +1316,7 @@ impl<'a> Lineage<'a> {
         }
         if self.appear_stack.contains(&key) {
             self.cycle_hits += 1;
-            return Rc::new(Vec::new());
+            return Arc::new(Vec::new());
         }
         self.requests += 1;
         let hits_before = self.cycle_hits;
@@ -1204,12 +1326,13 @@ impl<'a> Lineage<'a> {
         {
             self.appear_coarse(rel, tick)
         } else {
-            self.appear_stack.insert(key.clone());
-            let solutions = self.appear_exact(rel, tick, &key.3);
-            self.appear_stack.remove(&key);
+            let pattern = key.3.clone();
+            self.appear_stack.push(key);
+            let solutions = self.appear_exact(rel, tick, &pattern);
+            key = self.appear_stack.pop().unwrap_or((0, rel, tick, pattern));
             solutions
         };
-        let solutions = Rc::new(solutions);
+        let solutions = Arc::new(solutions);
         if self.cycle_hits == hits_before {
             if self.shared(tick) {
                 self.cache.appear_memo.insert(key, solutions.clone());
@@ -1227,9 +1350,11 @@ impl<'a> Lineage<'a> {
     /// `"a"` nor `"b"`.
     fn exclude_existing(&self, rel: RelId, tick: u64, mut pattern: Vec<Cell>) -> Vec<Cell> {
         let aggregate = self
-            .program
-            .rules_deriving(rel)
-            .any(|rule| rule.head.aggregate.is_some());
+            .growth
+            .aggregate
+            .get(rel.index())
+            .copied()
+            .unwrap_or(true);
         let mut free = pattern
             .iter()
             .enumerate()
@@ -1356,7 +1481,7 @@ impl<'a> Lineage<'a> {
     fn appear_exact(&mut self, rel: RelId, tick: u64, pattern: &[Cell]) -> Solutions {
         let program = self.program;
         let run = self.run;
-        let mut parts: Vec<Rc<Solutions>> = Vec::new();
+        let mut parts: Vec<Arc<Solutions>> = Vec::new();
         if program.relation(rel).persistence == ir::Persistence::Table && tick > 1 {
             parts.push(self.appear(rel, tick - 1, pattern.to_vec()));
         }
@@ -1365,7 +1490,8 @@ impl<'a> Lineage<'a> {
                 .rules_deriving(rel)
                 .any(|rule| rule.kind == RuleKind::Async)
         {
-            parts.push(Rc::new(self.appear_late(rel, tick, pattern)));
+            let late = self.appear_late(rel, tick, pattern);
+            parts.push(Arc::new(self.atoms.minimise(late, self.crash_by())));
         }
         for rule in program.rules_deriving(rel) {
             if rule.kind == RuleKind::Delete {
@@ -1390,12 +1516,12 @@ impl<'a> Lineage<'a> {
             let members = self.rising_members(rule, rel, tick, body_tick, pattern, &slots, &not);
             let generic = members.is_none();
             if let Some(members) = members {
-                parts.push(Rc::new(members));
+                parts.push(Arc::new(members));
             }
             // Some new positive fact is needed; and an atom that no fact of this run matches
             // needs a new fact in any case, so when there are such atoms, all of them must
             // appear (and no binding of this run exists for the blocked case below).
-            let mut some_new: Vec<Rc<Solutions>> = Vec::new();
+            let mut some_new: Vec<Arc<Solutions>> = Vec::new();
             let mut all_missing: Option<Solutions> = None;
             for (_, atom) in rule.atoms().filter(|_| generic) {
                 if atom.negated {
@@ -1422,7 +1548,7 @@ impl<'a> Lineage<'a> {
                 }
             }
             if let Some(missing) = all_missing {
-                parts.push(Rc::new(missing));
+                parts.push(Arc::new(missing));
                 continue;
             }
             parts.extend(some_new);
@@ -1475,7 +1601,7 @@ impl<'a> Lineage<'a> {
                     // Faults that surely lose one of the binding's own messages unblock it
                     // in vain: the binding is gone with them.
                     part.retain(|solution| !used.iter().any(|fact| self.loses(solution, *fact)));
-                    parts.push(Rc::new(part));
+                    parts.push(Arc::new(part));
                 }
             }
             // An aggregate group of this run whose value changes (a lowered count read only
@@ -1509,7 +1635,7 @@ impl<'a> Lineage<'a> {
                             && firing.rule == rule.id
                         {
                             let loss = self.aggregate_loss(group, firing);
-                            parts.push(Rc::new(loss));
+                            parts.push(Arc::new(loss));
                         }
                     }
                 }
@@ -1625,7 +1751,7 @@ impl<'a> Lineage<'a> {
             request[column] = cell;
             this.appear(atom.rel, at, request)
         };
-        let named: Vec<Rc<Solutions>> = domain
+        let named: Vec<Arc<Solutions>> = domain
             .iter()
             .map(|value| member(Cell::Is(value.clone()), self))
             .collect();
@@ -1637,7 +1763,7 @@ impl<'a> Lineage<'a> {
         } else {
             member(Cell::Not(excluded), self)
         };
-        let mut alternatives: Vec<Rc<Solutions>> = Vec::new();
+        let mut alternatives: Vec<Arc<Solutions>> = Vec::new();
         for chosen in 0..=need.min(named.len()) {
             for indices in combinations(named.len(), chosen) {
                 let mut part: Solutions = vec![Vec::new()];
@@ -1651,7 +1777,7 @@ impl<'a> Lineage<'a> {
                 if chosen < need && !part.is_empty() {
                     part = self.and(&part, &other);
                 }
-                alternatives.push(Rc::new(part));
+                alternatives.push(Arc::new(part));
             }
         }
         Some(self.or(alternatives))
@@ -1726,9 +1852,9 @@ impl<'a> Lineage<'a> {
         firing: &graft_eval::RuleFiring,
         message: Option<(&Value, &Value, u64)>,
     ) -> Solutions {
-        let mut parts: Vec<Rc<Solutions>> = Vec::new();
+        let mut parts: Vec<Arc<Solutions>> = Vec::new();
         if let Some((sender, dest, tick)) = message {
-            parts.push(Rc::new(self.kill_message(sender, dest, tick)));
+            parts.push(Arc::new(self.kill_message(sender, dest, tick)));
         }
         let positions: Vec<&ir::Atom> = self
             .program
@@ -1783,7 +1909,7 @@ impl<'a> Lineage<'a> {
                 }
             })
             .collect();
-        let mut parts: Vec<Rc<Solutions>> = Vec::new();
+        let mut parts: Vec<Arc<Solutions>> = Vec::new();
         if let Some((slots, not)) = head_bindings(rule, &group) {
             for (_, atom) in rule.atoms() {
                 if !atom.negated
@@ -1794,7 +1920,7 @@ impl<'a> Lineage<'a> {
                 }
             }
         }
-        parts.push(Rc::new(self.aggregate_loss(fact, firing)));
+        parts.push(Arc::new(self.aggregate_loss(fact, firing)));
         self.or(parts)
     }
 
@@ -1842,7 +1968,7 @@ impl<'a> Lineage<'a> {
     /// The minimal fault sets under which the `count` aggregate `fact` falls below
     /// `threshold` (its group's members can only be lost: a new member raises the count),
     /// or `broken(fact)` when the fact is not a single-atom count without negation.
-    fn break_count(&mut self, fact: FactRef, threshold: i64) -> Rc<Solutions> {
+    fn break_count(&mut self, fact: FactRef, threshold: i64) -> Arc<Solutions> {
         let run = self.run;
         let program = self.program;
         let derivations = run.derivations(fact);
@@ -1880,12 +2006,12 @@ impl<'a> Lineage<'a> {
         // Losing `count - threshold + 1` counted values breaks the firing.
         let need = usize::try_from(count.saturating_sub(threshold).saturating_add(1)).unwrap_or(0);
         if need == 0 {
-            return Rc::new(vec![Vec::new()]);
+            return Arc::new(vec![Vec::new()]);
         }
         if need > members.len() || binomial(members.len(), need) > COMBINATION_CAP {
             return self.broken(fact);
         }
-        let mut lost: Vec<Rc<Solutions>> = Vec::new();
+        let mut lost: Vec<Arc<Solutions>> = Vec::new();
         for facts in members.values() {
             let mut part: Solutions = vec![Vec::new()];
             for member in facts {
@@ -1895,9 +2021,9 @@ impl<'a> Lineage<'a> {
                     break;
                 }
             }
-            lost.push(Rc::new(part));
+            lost.push(Arc::new(part));
         }
-        let mut alternatives: Vec<Rc<Solutions>> = Vec::new();
+        let mut alternatives: Vec<Arc<Solutions>> = Vec::new();
         for chosen in combinations(lost.len(), need) {
             let mut part: Solutions = vec![Vec::new()];
             for index in chosen {
@@ -1906,16 +2032,16 @@ impl<'a> Lineage<'a> {
                     break;
                 }
             }
-            alternatives.push(Rc::new(part));
+            alternatives.push(Arc::new(part));
         }
-        Rc::new(self.or(alternatives))
+        Arc::new(self.or(alternatives))
     }
 
     /// The minimal fault sets that break every derivation of `fact` in this run.
-    pub fn broken(&mut self, fact: FactRef) -> Rc<Solutions> {
-        let context = self.context;
+    pub fn broken(&mut self, fact: FactRef) -> Arc<Solutions> {
+        let prefix = self.prefix(fact.tick);
         let found = if self.shared(fact.tick) {
-            self.cache.memo.get(&(context, fact))
+            self.cache.memo.get(&(prefix, fact))
         } else {
             self.memo.get(&fact)
         };
@@ -1925,7 +2051,7 @@ impl<'a> Lineage<'a> {
         if self.stack.contains(&fact) {
             // A derivation through the fact itself gives it no well-founded support.
             self.cycle_hits += 1;
-            return Rc::new(vec![Vec::new()]);
+            return Arc::new(vec![Vec::new()]);
         }
         let hits_before = self.cycle_hits;
         self.stack.insert(fact);
@@ -1960,10 +2086,10 @@ impl<'a> Lineage<'a> {
             }
         }
         self.stack.remove(&fact);
-        let result = Rc::new(result);
+        let result = Arc::new(result);
         if self.cycle_hits == hits_before {
             if self.shared(fact.tick) {
-                self.cache.memo.insert((context, fact), result.clone());
+                self.cache.memo.insert((prefix, fact), result.clone());
             } else {
                 self.memo.insert(fact, result.clone());
             }

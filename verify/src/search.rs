@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use graft_compiler::ir::Value;
+use graft_eval::hash::{FastMap, FastSet};
 use graft_eval::{FactRef, Run};
 use serde::{Deserialize, Serialize};
 
@@ -232,8 +233,11 @@ impl Verifier {
         options: &SearchOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Search, VerifyError> {
-        let mut atoms = AtomTable::default();
-        let mut cache = LineageCache::default();
+        // Per worker: its fault variables and lineage results (see `analysed_batch`); the
+        // first also serves the runs analysed here.
+        let mut states: Vec<WorkerState> = (0..self.workers.max(1))
+            .map(|_| WorkerState::default())
+            .collect();
         let mut search = Search {
             verdict: Verdict::Certified,
             executions: 0,
@@ -244,14 +248,9 @@ impl Verifier {
         };
         // Fault sets run or queued (with symmetry, their canonical forms).
         let symmetric = options.symmetry && !self.symmetry.is_trivial();
-        let key = |faults: &FaultSet| {
-            if symmetric {
-                self.symmetry.canonical(faults)
-            } else {
-                faults.clone()
-            }
-        };
-        let mut seen: BTreeSet<FaultSet> = BTreeSet::new();
+        let key = |faults: &FaultSet| self.search_key(faults, symmetric);
+        // (Hashed: only looked up, never iterated.)
+        let mut seen: FastSet<FaultSet> = FastSet::default();
         // Replayed sets first (in the given order), then candidates smallest first.
         let mut replay: Vec<FaultSet> = Vec::new();
         for faults in &options.replay {
@@ -268,10 +267,10 @@ impl Verifier {
         let mut queue: BTreeSet<(Priority, FaultSet)> = BTreeSet::new();
         // The key each queued set waits under (a set met again under a better key moves
         // forward).
-        let mut waiting: BTreeMap<FaultSet, Priority> = BTreeMap::new();
+        let mut waiting: FastMap<FaultSet, Priority> = FastMap::default();
         let mut truncated = false;
         // The effective fault sets of the good runs whose lineage was extended.
-        let mut extended: BTreeSet<FaultSet> = BTreeSet::new();
+        let mut extended: FastSet<FaultSet> = FastSet::default();
 
         let failure_free = Execution {
             faults: FaultSet::default(),
@@ -286,10 +285,10 @@ impl Verifier {
         };
         seen.insert(FaultSet::default());
         // Runs made ahead of the loop with more than one worker, by fault set.
-        let mut prefetched: BTreeMap<FaultSet, Result<Execution, VerifyError>> = BTreeMap::new();
-        let mut next = Some(failure_free);
+        let mut prefetched: BTreeMap<FaultSet, Result<Analysed, VerifyError>> = BTreeMap::new();
+        let mut next = Some((failure_free, None));
         loop {
-            let execution = match next.take() {
+            let (execution, analysis) = match next.take() {
                 Some(execution) => execution,
                 None => {
                     let faults = match replay.pop() {
@@ -317,7 +316,17 @@ impl Verifier {
                                 .iter()
                                 .rev()
                                 .chain(queue.iter().map(|(_, faults)| faults));
-                            self.execute_ahead(faults, upcoming, &mut prefetched)?
+                            let ahead = Ahead {
+                                extended: &extended,
+                                symmetric,
+                            };
+                            self.execute_ahead(
+                                faults,
+                                upcoming,
+                                &mut prefetched,
+                                &mut states,
+                                &ahead,
+                            )?
                         }
                     }
                 }
@@ -330,7 +339,10 @@ impl Verifier {
                 // extending `base` covers every falsifier containing these faults, with
                 // smaller candidates. A base already extended has nothing to add (and a
                 // candidate equal to it would repeat its run).
-                let base = self.effective(&execution.faults, &execution.run);
+                let base = match &analysis {
+                    Some(analysis) => analysis.base.clone(),
+                    None => self.effective(&execution.faults, &execution.run),
+                };
                 seen.insert(key(&base));
                 if !extended.insert(key(&base)) {
                     search.explored.push(execution.faults);
@@ -341,7 +353,13 @@ impl Verifier {
                     });
                     continue;
                 }
-                let (sets, cut) = self.minimal_fault_sets(&execution.run, &mut atoms, &mut cache);
+                let (sets, cut) = match analysis.and_then(|analysis| analysis.sets) {
+                    Some(analysed) => analysed,
+                    None => {
+                        let state = &mut states[0];
+                        self.minimal_fault_sets(&execution.run, &mut state.atoms, &mut state.cache)
+                    }
+                };
                 truncated |= cut;
                 let unchanged = self.spec.post.is_some()
                     && self.spec.post_at(&execution.run, self.bounds.eot) == self.expected_post;
@@ -411,36 +429,151 @@ impl Verifier {
     }
 }
 
+/// A run, with what a worker thread found of its lineage (see [`Verifier::analysed_batch`]).
+type Analysed = (Execution, Option<Analysis>);
+
+/// What a worker found of a good run: its effective faults ([`Verifier::effective`]), and the
+/// minimal fault sets breaking its lineage with whether a formula was truncated
+/// ([`Verifier::minimal_fault_sets`]) unless those faults were already extended when it ran.
+#[derive(Debug)]
+struct Analysis {
+    base: FaultSet,
+    sets: Option<(Vec<(FaultSet, bool)>, bool)>,
+}
+
+/// The fault variables and kept lineage results of one worker thread.
+#[derive(Debug, Default)]
+struct WorkerState {
+    atoms: AtomTable,
+    cache: LineageCache,
+}
+
+/// What workers read of the search while they run candidates ahead of the loop.
+struct Ahead<'a> {
+    /// The effective faults already extended (keys), whose lineage is not needed again.
+    extended: &'a FastSet<FaultSet>,
+    symmetric: bool,
+}
+
 impl Verifier {
+    /// The key under which a search records `faults`: with symmetry, the least renaming.
+    fn search_key(&self, faults: &FaultSet, symmetric: bool) -> FaultSet {
+        if symmetric {
+            self.symmetry.canonical(faults)
+        } else {
+            faults.clone()
+        }
+    }
+
     /// Runs `faults`, and with more than one worker also the candidates the loop will run
     /// next (`upcoming`, in order, less those already run ahead), all at once; keeps their
     /// results in `prefetched` for when the loop reaches them (a candidate's run does not
-    /// depend on when it is made, so the search is the same on any number of workers).
+    /// depend on when it is made, so the search is the same on any number of workers). On
+    /// the reference engine each worker also extracts the lineage of the good runs it made
+    /// (with its own `states` entry): a run's minimal fault sets depend only on the run.
     fn execute_ahead<'a>(
         &self,
         faults: FaultSet,
         upcoming: impl Iterator<Item = &'a FaultSet>,
-        prefetched: &mut BTreeMap<FaultSet, Result<Execution, VerifyError>>,
-    ) -> Result<Execution, VerifyError> {
+        prefetched: &mut BTreeMap<FaultSet, Result<Analysed, VerifyError>>,
+        states: &mut [WorkerState],
+        ahead: &Ahead<'_>,
+    ) -> Result<Analysed, VerifyError> {
         // Results kept ahead are bounded: a queue that keeps reordering does not pile them up.
         let room = (self.batch_size() * 32).saturating_sub(prefetched.len());
-        let ahead = (self.batch_size() - 1).min(room);
-        if ahead == 0 {
-            return self.execute(&faults);
+        let ahead_count = (self.batch_size() - 1).min(room);
+        if ahead_count == 0 {
+            return self.execute(&faults).map(|execution| (execution, None));
         }
         let mut batch = vec![faults];
         batch.extend(
             upcoming
                 .filter(|candidate| !prefetched.contains_key(*candidate))
-                .take(ahead)
+                .take(ahead_count)
                 .cloned(),
         );
-        let mut results = self.execute_batch(&batch).into_iter();
-        let first = results.next().unwrap_or_else(|| self.execute(&batch[0]));
+        let mut results = if self.runtime.is_some() {
+            self.execute_batch(&batch)
+                .into_iter()
+                .map(|result| result.map(|execution| (execution, None)))
+                .collect::<Vec<_>>()
+                .into_iter()
+        } else {
+            self.analysed_batch(&batch, states, ahead).into_iter()
+        };
+        let first = match results.next() {
+            Some(result) => result,
+            None => self.execute(&batch[0]).map(|execution| (execution, None)),
+        };
         for (candidate, result) in batch.into_iter().skip(1).zip(results) {
             prefetched.insert(candidate, result);
         }
         first
+    }
+
+    /// Runs every fault set of `batch` on the reference engine, up to
+    /// [`workers`](Verifier::workers) at once on threads (thread `k` runs every `k`-th with
+    /// `states[k]`), and extracts the lineage of each good run whose effective faults are not
+    /// extended yet; the results in the batch's order.
+    fn analysed_batch(
+        &self,
+        batch: &[FaultSet],
+        states: &mut [WorkerState],
+        ahead: &Ahead<'_>,
+    ) -> Vec<Result<Analysed, VerifyError>> {
+        let analyse = |faults: &FaultSet, state: &mut WorkerState| {
+            let execution = self.execute(faults)?;
+            if !execution.violations.is_empty() {
+                return Ok((execution, None));
+            }
+            let base = self.effective(&execution.faults, &execution.run);
+            let sets = if ahead
+                .extended
+                .contains(&self.search_key(&base, ahead.symmetric))
+            {
+                None
+            } else {
+                Some(self.minimal_fault_sets(&execution.run, &mut state.atoms, &mut state.cache))
+            };
+            Ok((execution, Some(Analysis { base, sets })))
+        };
+        let threads = states.len().min(batch.len());
+        let mut results: Vec<Option<Result<Analysed, VerifyError>>> =
+            (0..batch.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = states
+                .iter_mut()
+                .take(threads)
+                .enumerate()
+                .map(|(thread, state)| {
+                    let analyse = &analyse;
+                    scope.spawn(move || {
+                        batch
+                            .iter()
+                            .enumerate()
+                            .skip(thread)
+                            .step_by(threads)
+                            .map(|(index, faults)| (index, analyse(faults, state)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for handle in handles {
+                // A thread that panicked leaves its slots empty; they are run again below.
+                if let Ok(done) = handle.join() {
+                    for (index, result) in done {
+                        results[index] = Some(result);
+                    }
+                }
+            }
+        });
+        results
+            .into_iter()
+            .zip(batch)
+            .map(|(result, faults)| {
+                result.unwrap_or_else(|| self.execute(faults).map(|execution| (execution, None)))
+            })
+            .collect()
     }
 }
 
