@@ -16,13 +16,11 @@ use std::path::Path;
 
 use graft_compiler::Checked;
 use graft_eval::{Evaluator, RunConfig, ShowSet};
-use graft_language::diagnostic::Diagnostic;
 use graft_rewrites::Justification;
 use graft_rewrites::compare::{self, ChannelTick, DelayCase, OutputFact, SentMessage};
 use graft_rewrites::justification::{Comparison, SynchronousDelivery};
 
-use crate::load::{self, FactsText};
-use crate::render;
+use crate::load::FactsText;
 
 /// A program checked and compiled once, with its facts, to run under many schedules.
 pub struct Prepared {
@@ -43,22 +41,10 @@ pub struct LateRun {
 impl Prepared {
     /// Loads and checks `program` with `facts`; `Err` holds the rendered errors.
     pub fn new(program: &Path, facts: &[FactsText]) -> anyhow::Result<Result<Prepared, String>> {
-        let mut loaded = load::load(&[program.to_string_lossy().into_owned()])?;
-        let checked = graft_compiler::check(&loaded.sources, &loaded.files);
-        let workload = load::parse_facts(&mut loaded.sources, facts);
-        let mut diagnostics: Vec<Diagnostic> = loaded.diagnostics.clone();
-        diagnostics.extend(checked.diagnostics.iter().cloned());
-        diagnostics.extend(workload.diagnostics);
-        let (ir_facts, fact_diagnostics) =
-            graft_compiler::check_facts(&checked.program, &workload.files);
-        diagnostics.extend(fact_diagnostics);
-        let errors: Vec<Diagnostic> = diagnostics
-            .into_iter()
-            .filter(Diagnostic::is_error)
-            .collect();
-        if !errors.is_empty() {
-            return Ok(Err(render::diagnostics_to_string(&loaded.sources, &errors)));
-        }
+        let (checked, ir_facts) = match crate::commands::test::load_checked(program, facts)? {
+            Ok(loaded) => loaded,
+            Err(rendered) => return Ok(Err(rendered)),
+        };
         let evaluator = Evaluator::new(&checked)?;
         Ok(Ok(Prepared {
             checked,

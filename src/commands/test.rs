@@ -136,13 +136,12 @@ pub fn key_violations(
     violations
 }
 
-/// Runs a version on facts (its own files, or the facts mapped back for a source version)
-/// until quiescence, as `graft test` does.
-pub fn run_version(
+/// Loads and checks `program` with `facts`: the checked program and its facts, or `Err` with
+/// every error rendered (program and facts together).
+pub fn load_checked(
     program: &Path,
     facts: &[FactsText],
-    assumptions: &[Assumption],
-) -> anyhow::Result<Result<Outputs, String>> {
+) -> anyhow::Result<Result<(graft_compiler::Checked, Vec<graft_compiler::ir::Fact>), String>> {
     let mut loaded = load::load(&[program.to_string_lossy().into_owned()])?;
     let checked = graft_compiler::check(&loaded.sources, &loaded.files);
     let workload = load::parse_facts(&mut loaded.sources, facts);
@@ -159,6 +158,20 @@ pub fn run_version(
     if !errors.is_empty() {
         return Ok(Err(render::diagnostics_to_string(&loaded.sources, &errors)));
     }
+    Ok(Ok((checked, ir_facts)))
+}
+
+/// Runs a version on facts (its own files, or the facts mapped back for a source version)
+/// until quiescence, as `graft test` does.
+pub fn run_version(
+    program: &Path,
+    facts: &[FactsText],
+    assumptions: &[Assumption],
+) -> anyhow::Result<Result<Outputs, String>> {
+    let (checked, ir_facts) = match load_checked(program, facts)? {
+        Ok(loaded) => loaded,
+        Err(rendered) => return Ok(Err(rendered)),
+    };
     let evaluator = Evaluator::new(&checked)?;
     let run = evaluator.run(&RunConfig::default(), &ir_facts)?;
     let violations = key_violations(&checked.program, &run, assumptions);

@@ -429,31 +429,8 @@ impl Verifier {
         if threads <= 1 {
             return batch.iter().map(|faults| self.execute(faults)).collect();
         }
-        let mut results: Vec<Option<Result<Execution, VerifyError>>> =
-            (0..batch.len()).map(|_| None).collect();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|thread| {
-                    scope.spawn(move || {
-                        batch
-                            .iter()
-                            .enumerate()
-                            .skip(thread)
-                            .step_by(threads)
-                            .map(|(index, faults)| (index, self.execute(faults)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for handle in handles {
-                // A thread that panicked leaves its slots empty; they are run again below.
-                if let Ok(done) = handle.join() {
-                    for (index, result) in done {
-                        results[index] = Some(result);
-                    }
-                }
-            }
-        });
+        let mut states = vec![(); threads];
+        let results = striped(batch, &mut states, |faults, ()| self.execute(faults));
         results
             .into_iter()
             .zip(batch)
@@ -482,4 +459,45 @@ impl Verifier {
             violations,
         }
     }
+}
+
+/// Runs `work` on every item on as many threads as `states` has (item `i` on thread
+/// `i % threads`, with that thread's state), in the items' order. A thread that panicked
+/// leaves its items `None`, for the caller to run again.
+pub(crate) fn striped<I, S, T, W>(items: &[I], states: &mut [S], work: W) -> Vec<Option<T>>
+where
+    I: Sync,
+    S: Send,
+    T: Send,
+    W: Fn(&I, &mut S) -> T + Sync,
+{
+    let threads = states.len().min(items.len()).max(1);
+    let mut results: Vec<Option<T>> = (0..items.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = states
+            .iter_mut()
+            .take(threads)
+            .enumerate()
+            .map(|(thread, state)| {
+                scope.spawn(move || {
+                    items
+                        .iter()
+                        .enumerate()
+                        .skip(thread)
+                        .step_by(threads)
+                        .map(|(index, item)| (index, work(item, state)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            if let Ok(done) = handle.join() {
+                for (index, result) in done {
+                    results[index] = Some(result);
+                }
+            }
+        }
+    });
+    results
 }

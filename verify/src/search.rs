@@ -537,36 +537,7 @@ impl Verifier {
             };
             Ok((execution, Some(Analysis { base, sets })))
         };
-        let threads = states.len().min(batch.len());
-        let mut results: Vec<Option<Result<Analysed, VerifyError>>> =
-            (0..batch.len()).map(|_| None).collect();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = states
-                .iter_mut()
-                .take(threads)
-                .enumerate()
-                .map(|(thread, state)| {
-                    let analyse = &analyse;
-                    scope.spawn(move || {
-                        batch
-                            .iter()
-                            .enumerate()
-                            .skip(thread)
-                            .step_by(threads)
-                            .map(|(index, faults)| (index, analyse(faults, state)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for handle in handles {
-                // A thread that panicked leaves its slots empty; they are run again below.
-                if let Ok(done) = handle.join() {
-                    for (index, result) in done {
-                        results[index] = Some(result);
-                    }
-                }
-            }
-        });
+        let results = crate::striped(batch, states, |faults, state| analyse(faults, state));
         results
             .into_iter()
             .zip(batch)
