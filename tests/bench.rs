@@ -148,6 +148,30 @@ fn voting_versions_report_loads_and_are_deterministic_but_for_timing() {
             .as_f64()
             .expect("a load ratio");
         assert!(ratio > 1.5, "{}: load ratio {ratio}", version["version"]);
+        // The worker ratio compares the busiest workers' loads per tick the same way.
+        let busiest_worker_per_tick = |version: &Value| {
+            let loads = version["worker_loads"].as_array().expect("worker loads");
+            assert_eq!(loads.len(), 2);
+            let busiest = loads
+                .iter()
+                .filter_map(Value::as_u64)
+                .max()
+                .expect("a load");
+            busiest as f64 / version["ticks"].as_u64().expect("ticks") as f64
+        };
+        // Rounded to three decimals, as every ratio in the report.
+        let expected = (busiest_worker_per_tick(&versions[0]) / busiest_worker_per_tick(version)
+            * 1000.0)
+            .round()
+            / 1000.0;
+        let worker_ratio = version["worker_load_ratio"]
+            .as_f64()
+            .expect("a worker ratio");
+        assert!(
+            (worker_ratio - expected).abs() < 1e-9,
+            "{}: worker ratio {worker_ratio}, expected {expected}",
+            version["version"]
+        );
     }
     assert!(first_svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
     assert!(first_svg.trim_end().ends_with("</svg>"));
@@ -189,6 +213,7 @@ fn text_report_names_every_column_and_node() {
         "busiest node",
         "its load",
         "load ratio",
+        "worker ratio",
     ] {
         assert!(
             lines[2].contains(column),

@@ -387,6 +387,9 @@ fn compile_rule(
     witness: bool,
 ) -> Result<RulePlan, RuntimeError> {
     let unbound = RuntimeError::UnboundVariable { rule: rule.id };
+    // A traced run keeps the rule as written: its firings name every variable's value.
+    let substituted = (!witness).then(|| equalities_substituted(rule)).flatten();
+    let rule = substituted.as_ref().unwrap_or(rule);
     let var_count = rule.var_names.len();
     let mut bound = vec![false; var_count];
     let mut hidden = 0_usize;
@@ -491,6 +494,80 @@ fn compile_rule(
         firing,
         exec: None,
     })
+}
+
+/// The rule with each equality `X == E` (or `E == X`) whose variable `X` is neither the
+/// body's location nor an aggregate's argument, and does not occur in `E`, folded away: `E`
+/// stands for `X` everywhere and the comparison is dropped. The rule derives the same facts,
+/// since `X == E` holds in every binding; but an atom that read `X` now reads `E`, so once
+/// `E`'s variables are bound the column joins on its value instead of scanning every row and
+/// filtering. A partitioned sender's `route(A, P, Slot, Part), Slot == S - S / 8 * 8` becomes
+/// a lookup of one route. `None` when there is nothing to fold.
+fn equalities_substituted(rule: &ir::Rule) -> Option<ir::Rule> {
+    let mut rule = rule.clone();
+    let mut folded = false;
+    loop {
+        let aggregate = rule.head.aggregate.as_ref().map(|aggregate| aggregate.var);
+        let foldable = |var: ir::VarId, term: &Term| {
+            Some(var) != rule.location
+                && Some(var) != aggregate
+                && !term.has_wildcard()
+                && !mentions(term, var)
+        };
+        let found = rule.body.iter().enumerate().find_map(|(index, literal)| {
+            let ir::Literal::Compare(comparison) = literal else {
+                return None;
+            };
+            if comparison.op != CompareOp::Eq {
+                return None;
+            }
+            match (&comparison.lhs, &comparison.rhs) {
+                (Term::Var(var), term) if foldable(*var, term) => Some((index, *var, term.clone())),
+                (term, Term::Var(var)) if foldable(*var, term) => Some((index, *var, term.clone())),
+                _ => None,
+            }
+        });
+        let Some((index, var, term)) = found else {
+            break;
+        };
+        rule.body.remove(index);
+        for literal in &mut rule.body {
+            match literal {
+                ir::Literal::Atom(atom) => {
+                    for arg in &mut atom.args {
+                        substitute(arg, var, &term);
+                    }
+                }
+                ir::Literal::Compare(comparison) => {
+                    substitute(&mut comparison.lhs, var, &term);
+                    substitute(&mut comparison.rhs, var, &term);
+                }
+            }
+        }
+        for arg in &mut rule.head.args {
+            substitute(arg, var, &term);
+        }
+        folded = true;
+    }
+    folded.then_some(rule)
+}
+
+fn mentions(term: &Term, var: ir::VarId) -> bool {
+    let mut found = false;
+    term.for_each_var(&mut |seen| found |= seen == var);
+    found
+}
+
+/// Replaces every occurrence of `var` in `term` by `by`.
+fn substitute(term: &mut Term, var: ir::VarId, by: &Term) {
+    match term {
+        Term::Var(seen) if *seen == var => *term = by.clone(),
+        Term::Arith(_, lhs, rhs) => {
+            substitute(lhs, var, by);
+            substitute(rhs, var, by);
+        }
+        Term::Var(_) | Term::Wildcard | Term::Const(_) | Term::NamedConst(..) => {}
+    }
 }
 
 /// The [`FiringPlan`] of a rule compiled with `witnesses` (per positive atom in body order,
@@ -659,4 +736,77 @@ pub(crate) fn components(program: &ir::Program, rules: &[RulePlan]) -> Vec<Compo
         entry.recursive |= recursive;
     }
     components
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The rules of a program written inline (it must check without errors).
+    fn rules(text: &str) -> ir::Program {
+        let mut reader = |_: &str| Ok::<String, String>(text.to_owned());
+        let loaded =
+            graft_language::loader::load_program(&["inline.graft".to_owned()], &mut reader);
+        let checked = graft_compiler::check(&loaded.sources, &loaded.files);
+        let errors: Vec<_> = loaded
+            .diagnostics
+            .iter()
+            .chain(&checked.diagnostics)
+            .filter(|diagnostic| diagnostic.is_error())
+            .map(|diagnostic| diagnostic.message.clone())
+            .collect();
+        assert!(errors.is_empty(), "the program checks: {errors:?}");
+        checked.program
+    }
+
+    const ROUTED: &str = "role a;
+        input table route(at: a, slot: int, part: a);
+        input req(at: a, s: int);
+        table out(at: a, s: int, part: a);
+        out(A, S, P) :- req(A, S), route(A, Slot, P), Slot == S - S / 8 * 8;";
+
+    #[test]
+    fn an_equality_on_a_variable_becomes_the_join_key_of_the_atom_reading_it() {
+        let program = rules(ROUTED);
+        let plans = compile_rules(&program, &Interner::new(BTreeSet::new())).expect("compiles");
+        let rule = &plans[0];
+        assert_eq!(
+            rule.first.rel,
+            program.rules[0].atoms().next().expect("req").1.rel
+        );
+        let [Step::Join(route)] = rule.steps.as_slice() else {
+            panic!("one join and no comparison: {:?}", rule.steps);
+        };
+        // The location and the slot `S - S / 8 * 8`: one route per request, not a scan of all.
+        assert_eq!(route.key_columns, vec![0, 1]);
+        assert_eq!(route.bind.len(), 1, "only `P` is bound by the route");
+    }
+
+    #[test]
+    fn a_traced_plan_keeps_the_comparison_and_its_variable() {
+        let program = rules(ROUTED);
+        let plans =
+            compile_rules_traced(&program, &Interner::new(BTreeSet::new())).expect("compiles");
+        let steps = &plans[0].steps;
+        assert!(
+            steps
+                .iter()
+                .any(|step| matches!(step, Step::Compare { .. })),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn an_aggregated_variable_is_not_folded() {
+        let program = rules(
+            "role a;
+            input req(at: a, s: int, m: int);
+            input table weight(at: a, n: int);
+            table total(at: a, s: int, n: int);
+            total(A, S, sum<N>) :- req(A, S, M), weight(A, N), N == M * 2;",
+        );
+        assert!(equalities_substituted(&program.rules[0]).is_none());
+    }
 }

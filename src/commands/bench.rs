@@ -128,6 +128,11 @@ pub struct VersionBench {
     /// The busiest load of the compared version divided by this one's, per tick.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measured_load_ratio: Option<f64>,
+    /// The busiest worker's load (the sum over its nodes) of the compared version divided by
+    /// this one's, per tick: the speed-up the wall clock can show when each worker's time
+    /// follows its load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_load_ratio: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelBench>,
     /// Timing: the only figures that vary between runs.
@@ -552,7 +557,11 @@ fn bench_protocol(
     // first version benched.
     let first = results.first().map(|(index, ..)| *index);
     let mut out = Vec::new();
-    let lookup: BTreeMap<usize, (f64, f64, Option<f64>)> = results
+    let busiest_worker = |bench: &VersionBench| {
+        let busiest = bench.worker_loads.iter().copied().max().unwrap_or(0);
+        busiest as f64 / bench.ticks.max(1) as f64
+    };
+    let lookup: BTreeMap<usize, (f64, f64, Option<f64>, f64)> = results
         .iter()
         .map(|(index, bench, model, per_tick)| {
             (
@@ -561,6 +570,7 @@ fn bench_protocol(
                     *per_tick,
                     bench.timing.committed_per_second,
                     model.as_ref().map(|m| m.per_tick),
+                    busiest_worker(bench),
                 ),
             )
         })
@@ -578,11 +588,13 @@ fn bench_protocol(
             nodes: model.nodes,
         });
         if let Some(compared) = compared
-            && let Some((their_per_tick, their_rate, their_model)) = lookup.get(&compared)
+            && let Some((their_per_tick, their_rate, their_model, their_worker)) =
+                lookup.get(&compared)
         {
             bench.compared_with = Some(versions[compared].name(root));
             let measured = ratio(*their_per_tick, per_tick);
             bench.measured_load_ratio = measured;
+            bench.worker_load_ratio = ratio(*their_worker, busiest_worker(&bench));
             bench.timing.throughput_ratio = ratio(bench.timing.committed_per_second, *their_rate);
             if let Some(model_bench) = &mut model_bench
                 && let (Some(theirs), Some(ours)) = (their_model, lookup[&index].2)
@@ -879,6 +891,7 @@ fn run_version(
                 .collect(),
             nodes,
             measured_load_ratio: None,
+            worker_load_ratio: None,
             model: None,
             timing: Timing {
                 wall_seconds: (wall * 1000.0).round() / 1000.0,
@@ -970,7 +983,7 @@ pub fn render_text(report: &Report) -> String {
         );
         let _ = writeln!(
             out,
-            "\n{:<30} {:>6} {:>10} {:>10} {:>12} {:>10}  {:<22} {:>10} {:>10}",
+            "\n{:<30} {:>6} {:>10} {:>10} {:>12} {:>10}  {:<22} {:>10} {:>10} {:>12}",
             "version",
             "ticks",
             "committed",
@@ -979,12 +992,13 @@ pub fn render_text(report: &Report) -> String {
             "speed-up",
             "busiest node",
             "its load",
-            "load ratio"
+            "load ratio",
+            "worker ratio"
         );
         for version in &bench.versions {
             let _ = writeln!(
                 out,
-                "{:<30} {:>6} {:>10} {:>10.3} {:>12.0} {:>10}  {:<22} {:>10} {:>10}",
+                "{:<30} {:>6} {:>10} {:>10.3} {:>12.0} {:>10}  {:<22} {:>10} {:>10} {:>12}",
                 version.version,
                 if version.capped {
                     format!("{}+", version.ticks)
@@ -998,10 +1012,11 @@ pub fn render_text(report: &Report) -> String {
                 version.busiest_node,
                 version.busiest_load,
                 show_ratio(version.measured_load_ratio),
+                show_ratio(version.worker_load_ratio),
             );
         }
         out.push_str(
-            "\nspeed-up: committed/s against the version compared with (its source); load ratio: that version's busiest load per tick over this one's (higher is better). Only wall (s), committed/s and speed-up vary between runs.\n",
+            "\nspeed-up: committed/s against the version compared with (its source); load ratio: that version's busiest load per tick over this one's (higher is better); worker ratio: the same for the busiest worker's load (its nodes' sum), the speed-up the wall clock can show if each worker's time follows its load. Only wall (s), committed/s and speed-up vary between runs.\n",
         );
         if bench.versions.iter().any(|version| version.model.is_some()) {
             let _ = writeln!(
