@@ -15,8 +15,9 @@
 //! 5. `graft verify`: the protocol's configurations, and the version refining its source;
 //! 6. `graft bench` on the protocol's `bench.template` at its default scale (10^5 requests
 //!    for voting and 2PC, 10^4 commands for Paxos), source and version, `--workers 2
-//!    --repeat 3`: the measured speed-up in committed requests per second, and the measured
-//!    ratio of the busiest nodes' loads.
+//!    --repeat 3`: the measured speed-up in committed requests per second, the ratio of the
+//!    busiest workers' loads (the speed-up two workers can show when time follows load) and
+//!    the measured ratio of the busiest nodes' loads.
 //!
 //! Words after `--` pick protocols by name; `--scale=N` benches at another scale.
 
@@ -242,31 +243,36 @@ fn main() {
             bench.extend(["--scale", scale]);
         }
         let benched = graft(&directory, &bench);
-        let (speed_up, load_ratio, requests) = if passed(&format!("{name}: graft bench"), &benched)
-        {
-            let report: serde_json::Value =
-                serde_json::from_slice(&benched.stdout).expect("bench JSON");
-            let protocol = &report["protocols"][0];
-            let version = &protocol["versions"][1];
-            (
-                format!(
-                    "{:.2}x",
-                    version["timing"]["throughput_ratio"]
-                        .as_f64()
-                        .unwrap_or(0.0)
-                ),
-                format!(
-                    "{:.2}x",
-                    version["measured_load_ratio"].as_f64().unwrap_or(0.0)
-                ),
-                protocol["requests"].as_u64().unwrap_or(0),
-            )
-        } else {
-            ("failed".to_owned(), "failed".to_owned(), 0)
-        };
+        let (speed_up, load_ratio, worker_ratio, requests) =
+            if passed(&format!("{name}: graft bench"), &benched) {
+                let report: serde_json::Value =
+                    serde_json::from_slice(&benched.stdout).expect("bench JSON");
+                let protocol = &report["protocols"][0];
+                let version = &protocol["versions"][1];
+                (
+                    format!(
+                        "{:.2}x",
+                        version["timing"]["throughput_ratio"]
+                            .as_f64()
+                            .unwrap_or(0.0)
+                    ),
+                    format!(
+                        "{:.2}x",
+                        version["measured_load_ratio"].as_f64().unwrap_or(0.0)
+                    ),
+                    format!(
+                        "{:.2}x",
+                        version["worker_load_ratio"].as_f64().unwrap_or(0.0)
+                    ),
+                    protocol["requests"].as_u64().unwrap_or(0),
+                )
+            } else {
+                let failed = || "failed".to_owned();
+                (failed(), failed(), failed(), 0)
+            };
         let verdict = |ok: bool| if ok { "yes" } else { "NO" };
         rows.push(format!(
-            "{name:<8} {:>6} {paper_machines:>9} {:>10} {machines:>9} {speed_up:>12} {load_ratio:>12} {requests:>9} {:>5} {:>8} {:>9} {seconds:>9.1}",
+            "{name:<8} {:>6} {paper_machines:>9} {:>10} {machines:>9} {speed_up:>12} {worker_ratio:>12} {load_ratio:>12} {requests:>9} {:>5} {:>8} {:>9} {seconds:>9.1}",
             format!("{paper_factor:.1}x"),
             format!("{factor}x"),
             verdict(tested),
@@ -278,13 +284,14 @@ fn main() {
         }
     }
     println!(
-        "{:<8} {:>6} {:>9} {:>10} {:>9} {:>12} {:>12} {:>9} {:>5} {:>8} {:>9} {:>9}",
+        "{:<8} {:>6} {:>9} {:>10} {:>9} {:>12} {:>12} {:>12} {:>9} {:>5} {:>8} {:>9} {:>9}",
         "protocol",
         "paper",
         "machines",
         "predicted",
         "machines",
         "measured 2wk",
+        "worker ratio",
         "load ratio",
         "requests",
         "test",
