@@ -511,3 +511,76 @@ fn a_quorum_change_that_breaks_an_invariant_is_not_kept() {
     assert!(stdout.contains("notin acks(\"L\", 1, \"a3\")"), "{stdout}");
     assert!(!protocol.join("out").exists());
 }
+
+/// The factor and final machine count of the `predicted:` line of optimize's plan.
+fn predicted_gain(stdout: &str) -> Option<(f64, usize)> {
+    let line = stdout.lines().find(|line| line.starts_with("predicted:"))?;
+    let factor = line.split('(').nth(1)?.split('x').next()?.parse().ok()?;
+    let machines = line.rsplit("-> ").next()?.trim().parse().ok()?;
+    Some((factor, machines))
+}
+
+/// Issue 13's part 4 on the paper's three protocols, as `cargo bench --bench optimize_table`
+/// runs it but without the full-scale measurement: `graft optimize` alone, with the paper's
+/// machines as the budget, finds a version whose predicted gain is at least the paper's
+/// measured one, and the version passes `graft test` against its source.
+#[test]
+fn optimize_alone_reaches_the_papers_gains_within_the_papers_machines() {
+    // (protocol, program, paper's gain, paper's machines, steps searched)
+    let protocols = [
+        ("voting", "voting.graft", 2.5, 26, "4"),
+        ("2pc", "2pc.graft", 5.3, 46, "3"),
+        ("multipaxos", "multipaxos.graft", 3.0, 29, "4"),
+    ];
+    for (name, program, paper_gain, paper_machines, steps) in protocols {
+        let protocol = scratch(&format!("paper-{name}"));
+        for file in [program, "topology.facts", "workload-scale.facts"] {
+            std::fs::copy(
+                root().join("examples").join(name).join(file),
+                protocol.join(file),
+            )
+            .expect("copy");
+        }
+        let budget = paper_machines.to_string();
+        let output = graft_in(
+            &protocol,
+            &[
+                "optimize",
+                program,
+                "--facts",
+                "topology.facts",
+                "--facts",
+                "workload-scale.facts",
+                "--machines",
+                &budget,
+                "--max-steps",
+                steps,
+                "-o",
+                "versions/optimized",
+            ],
+        );
+        assert_eq!(exit_code(&output), 0, "{name}: {}", transcript(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let (gain, machines) =
+            predicted_gain(&stdout).unwrap_or_else(|| panic!("{name}: no prediction: {stdout}"));
+        assert!(
+            gain >= paper_gain,
+            "{name}: predicted {gain}x, the paper measured {paper_gain}x: {stdout}"
+        );
+        assert!(
+            machines <= paper_machines,
+            "{name}: {machines} machines, the paper used {paper_machines}: {stdout}"
+        );
+        let accept = graft(&["test", &protocol.to_string_lossy(), "--accept"]);
+        assert_eq!(exit_code(&accept), 0, "{name}: {}", transcript(&accept));
+        let test = graft(&["test", &protocol.to_string_lossy()]);
+        assert_eq!(exit_code(&test), 0, "{name}: {}", transcript(&test));
+        let report = String::from_utf8_lossy(&test.stdout);
+        assert!(
+            report.contains(&format!(
+                "versions/optimized/{program} on workload-scale: same outputs as"
+            )),
+            "{name}: {report}"
+        );
+    }
+}
