@@ -254,7 +254,9 @@ struct CacheEntry {
     limit: Option<String>,
 }
 
-const CACHE_FORMAT: &str = "graft-verify-cache/1";
+/// Version 2: searches leave out candidates covered by an earlier run, so the execution counts
+/// and explored schedules of version 1 entries are no longer those of a search.
+const CACHE_FORMAT: &str = "graft-verify-cache/2";
 
 /// FNV-1a (64 bit) as `fnv1a64:` and 16 hex digits: the same version id as rewrite records.
 fn content_hash(bytes: &[u8]) -> String {
