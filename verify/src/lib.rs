@@ -158,7 +158,7 @@ impl Verifier {
                 return Err(VerifyError::SpecArity { pre, post });
             }
         }
-        let growth = lineage::Growth::new(program);
+        let growth = lineage::Growth::new(program, &facts);
         let config = RunConfig {
             extra_nodes: extra_nodes.clone(),
             exact_nodes,
