@@ -478,13 +478,20 @@ const SOLUTION_CAP: usize = 20_000;
 pub fn minimise(mut sets: Solutions) -> Solutions {
     sets.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
     sets.dedup();
-    let mut kept: Solutions = Vec::with_capacity(sets.len());
+    // Each kept set with a 64-bit signature of its atoms: a subset's signature has no bit
+    // outside the superset's, which rules most pairs out without comparing them.
+    let signature = |set: &[u32]| set.iter().fold(0u64, |bits, id| bits | 1 << (id % 64));
+    let mut kept: Vec<(u64, Vec<u32>)> = Vec::with_capacity(sets.len());
     for set in sets {
-        if !kept.iter().any(|small| is_subset(small, &set)) {
-            kept.push(set);
+        let bits = signature(&set);
+        if !kept
+            .iter()
+            .any(|(small_bits, small)| small_bits & !bits == 0 && is_subset(small, &set))
+        {
+            kept.push((bits, set));
         }
     }
-    kept
+    kept.into_iter().map(|(_, set)| set).collect()
 }
 
 impl AtomTable {
@@ -545,6 +552,32 @@ impl AtomTable {
 /// Whether `solutions` holds only the empty set (broken without any fault).
 fn is_trivial(solutions: &Solutions) -> bool {
     matches!(solutions.as_slice(), [only] if only.is_empty())
+}
+
+/// The union of two sorted lists without duplicates, sorted and without duplicates.
+fn sorted_union(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut union = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                union.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                union.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                union.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    union.extend_from_slice(&a[i..]);
+    union.extend_from_slice(&b[j..]);
+    union
 }
 
 /// Whether sorted `small` is a subset of sorted `large`.
@@ -1267,12 +1300,16 @@ impl<'a> Lineage<'a> {
         if is_trivial(right) {
             return left.clone();
         }
+        // Without crashes and delays every atom is an omission, and a union of sorted sets
+        // needs no normalising.
+        let omissions_only = self.bounds.crashes == 0 && self.bounds.max_delay == 0;
         let mut product = Vec::with_capacity(left.len() * right.len());
         for a in left {
             for b in right {
-                let mut union = a.clone();
-                union.extend_from_slice(b);
-                if let Some(set) = self.normalise(union) {
+                let union = sorted_union(a, b);
+                if omissions_only {
+                    product.push(union);
+                } else if let Some(set) = self.normalise(union) {
                     product.push(set);
                 }
             }
@@ -2271,6 +2308,8 @@ mod tests {
         assert_eq!(minimise(sets), vec![vec![1], vec![4], vec![2, 3]]);
         assert!(is_subset(&[1, 3], &[0, 1, 2, 3]));
         assert!(!is_subset(&[1, 4], &[0, 1, 2, 3]));
+        assert_eq!(sorted_union(&[1, 3, 5], &[2, 3, 6]), vec![1, 2, 3, 5, 6]);
+        assert_eq!(sorted_union(&[], &[4]), vec![4]);
     }
 
     #[test]
