@@ -88,6 +88,11 @@ pub struct SearchOptions {
     /// Run one fault set per class of schedules equal up to renaming nodes the program and
     /// its facts cannot tell apart ([`crate::symmetry`]).
     pub symmetry: bool,
+    /// Leave out the candidates an earlier run covers ([`crate::coverage`]): the verdict is
+    /// the same, with fewer runs, but fewer schedules are explored — so fewer on which
+    /// `never` invariants without negated atoms are checked, and fewer for `--refines` to
+    /// compare versions on.
+    pub skip_covered: bool,
 }
 
 impl Default for SearchOptions {
@@ -97,6 +102,7 @@ impl Default for SearchOptions {
             max_executions: 10_000,
             replay: Vec::new(),
             symmetry: false,
+            skip_covered: true,
         }
     }
 }
@@ -406,7 +412,8 @@ impl Verifier {
                         queue.insert((priority, candidate));
                     }
                 }
-                if !cut {
+                // Without skipping, no run covers anything.
+                if !cut && options.skip_covered {
                     coverage.record(&base, &recorded);
                 }
                 search.explored.push(execution.faults);
