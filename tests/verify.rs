@@ -246,8 +246,8 @@ fn symmetry_skips_renamed_schedules() {
     );
     assert_eq!(exit_code(&plain), 0, "{}", transcript(&plain));
     assert_eq!(exit_code(&symmetric), 0, "{}", transcript(&symmetric));
-    assert!(String::from_utf8_lossy(&plain.stdout).contains("(ldfi strategy, 54 executions)"));
-    assert!(String::from_utf8_lossy(&symmetric.stdout).contains("(ldfi strategy, 42 executions)"));
+    assert!(String::from_utf8_lossy(&plain.stdout).contains("(ldfi strategy, 36 executions)"));
+    assert!(String::from_utf8_lossy(&symmetric.stdout).contains("(ldfi strategy, 30 executions)"));
 }
 
 #[test]
@@ -903,5 +903,75 @@ fn late_messages_find_what_omissions_and_crashes_cannot() {
     assert!(
         !json.contains("max_delay") && !json.contains("delays"),
         "{json}"
+    );
+}
+
+/// The executions of `graft verify`'s text verdict line.
+fn executions_of(stdout: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("verdict: "))
+        .unwrap_or_else(|| panic!("no verdict: {stdout}"));
+    line.split(", ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no execution count: {line}"))
+}
+
+/// Leaving out covered candidates (step 6 of the loop) keeps the verdict with fewer runs;
+/// `--run-covered` runs them; `--refines` compares the versions on that full exploration.
+#[test]
+fn covered_candidates_are_left_out_but_refinement_compares_on_every_schedule() {
+    let source = [
+        "verify",
+        "examples/2pc/2pc.graft",
+        "--facts",
+        "examples/2pc/topology.facts",
+        "--facts",
+        "examples/2pc/workload.facts",
+        "--eot",
+        "6",
+        "--eff",
+        "3",
+        "--no-cache",
+    ];
+    let left_out = graft(&source);
+    assert_eq!(exit_code(&left_out), 0, "{}", transcript(&left_out));
+    let left_out = String::from_utf8_lossy(&left_out.stdout).into_owned();
+    let mut all_args = source.to_vec();
+    all_args.push("--run-covered");
+    let all = graft(&all_args);
+    assert_eq!(exit_code(&all), 0, "{}", transcript(&all));
+    let all = String::from_utf8_lossy(&all.stdout).into_owned();
+    assert!(left_out.contains("verdict: certified"), "{left_out}");
+    assert!(all.contains("verdict: certified"), "{all}");
+    let (fewer, every) = (executions_of(&left_out), executions_of(&all));
+    assert!(
+        fewer < every,
+        "{fewer} runs leaving covered candidates out, {every} running them"
+    );
+
+    let version = "examples/2pc/versions/partition-participant";
+    let refines = graft(&[
+        "verify",
+        &format!("{version}/2pc.graft"),
+        "--facts",
+        &format!("{version}/topology.facts"),
+        "--facts",
+        &format!("{version}/workload.facts"),
+        "--eot",
+        "6",
+        "--eff",
+        "3",
+        "--refines",
+        "--no-cache",
+    ]);
+    assert_eq!(exit_code(&refines), 0, "{}", transcript(&refines));
+    let text = String::from_utf8_lossy(&refines.stdout);
+    // Every run of the source's full exploration (the failure-free one among them).
+    assert!(
+        text.contains(&format!("on {every} fault schedule(s)")),
+        "expected {every} schedules compared: {text}"
     );
 }

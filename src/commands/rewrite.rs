@@ -540,6 +540,7 @@ pub fn verify_quorum_change(
             max_executions: 10_000,
             replay: Vec::new(),
             symmetry: config.symmetry,
+            skip_covered: true,
         };
         let search = verifier.ldfi(&options, &mut |_| {})?;
         let where_ = format!(

@@ -87,6 +87,12 @@ pub struct VerifyArgs {
     /// renamings of one found are not reported).
     #[arg(long)]
     pub use_symmetry: bool,
+    /// LDFI: also run the candidates that an earlier run covers (step 6 of the loop in
+    /// docs/verification.md). The verdict is the same either way; running them explores more
+    /// schedules, on which `never` invariants without negated atoms are checked too, at the
+    /// cost of more runs. `--refines` always compares on the full exploration.
+    #[arg(long)]
+    pub run_covered: bool,
     /// Stop (inconclusive) after this many runs.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_executions: u64,
@@ -148,6 +154,7 @@ impl VerifyArgs {
             seed: 0,
             all: false,
             use_symmetry: false,
+            run_covered: false,
             max_executions: 10_000,
             out: None,
             format: VerifyFormat::Text,
@@ -193,6 +200,7 @@ impl VerifyArgs {
             seed: 0,
             all: false,
             use_symmetry: job.config.symmetry,
+            run_covered: self.run_covered,
             max_executions: self.max_executions,
             out: None,
             format: VerifyFormat::Text,
@@ -254,7 +262,9 @@ struct CacheEntry {
     limit: Option<String>,
 }
 
-const CACHE_FORMAT: &str = "graft-verify-cache/1";
+/// Version 2: searches leave out candidates covered by an earlier run, so the execution counts
+/// and explored schedules of version 1 entries are no longer those of a search.
+const CACHE_FORMAT: &str = "graft-verify-cache/2";
 
 /// FNV-1a (64 bit) as `fnv1a64:` and 16 hex digits: the same version id as rewrite records.
 fn content_hash(bytes: &[u8]) -> String {
@@ -415,7 +425,36 @@ fn write_cache(directory: &Path, version: &str, cache: CacheFile, entry: CacheEn
     }
 }
 
-fn entry_key(args: &VerifyArgs, bounds: &Bounds, nodes: &[String]) -> anyhow::Result<String> {
+/// How a search explores: its cache entries (whose explored schedules `--refines` replays)
+/// are kept apart by it.
+#[derive(Clone, Copy)]
+struct Exploration {
+    symmetry: bool,
+    skip_covered: bool,
+}
+
+impl Exploration {
+    /// The search `graft verify` makes with these options.
+    fn of(args: &VerifyArgs) -> Exploration {
+        Exploration {
+            symmetry: args.use_symmetry,
+            skip_covered: !args.run_covered,
+        }
+    }
+
+    /// Every candidate run, no class of schedules left out: what `--refines` compares on.
+    const FULL: Exploration = Exploration {
+        symmetry: false,
+        skip_covered: false,
+    };
+}
+
+fn entry_key(
+    args: &VerifyArgs,
+    bounds: &Bounds,
+    nodes: &[String],
+    exploration: Exploration,
+) -> anyhow::Result<String> {
     let mut bytes = Vec::new();
     for file in &args.facts {
         bytes.extend(std::fs::read(file).with_context(|| format!("cannot read `{file}`"))?);
@@ -430,10 +469,18 @@ fn entry_key(args: &VerifyArgs, bounds: &Bounds, nodes: &[String]) -> anyhow::Re
             nodes.join(","),
             // A symmetric search explores one schedule per class: its list of explored
             // schedules (replayed by `--refines`) is not the full one.
-            if args.use_symmetry { "/symmetry" } else { "" }
+            if exploration.symmetry {
+                "/symmetry"
+            } else {
+                ""
+            }
         )
         .bytes(),
     );
+    // Nor is the list of a search that left out covered candidates.
+    if exploration.skip_covered {
+        bytes.extend(b"/skip-covered");
+    }
     // Only under delays, so that the keys of earlier caches stay valid.
     bytes.extend(
         (if bounds.max_delay > 0 {
@@ -573,7 +620,12 @@ pub fn verify_files(
     };
     let verifier = &new.verifier;
     let cache_dir = cache_directory(args, &args.files);
-    let key = entry_key(args, &verifier.bounds, verifier.nodes())?;
+    let key = entry_key(
+        args,
+        &verifier.bounds,
+        verifier.nodes(),
+        Exploration::of(args),
+    )?;
     let cache = read_cache(cache_dir.as_deref(), &new.version);
     let mut replay: Vec<FaultSet> = Vec::new();
     for entry in &cache.entries {
@@ -645,7 +697,10 @@ pub fn verify_files(
         let old_cache = read_cache(old_cache_dir.as_deref(), &old.version);
         let mut schedules: Vec<FaultSet> = Vec::new();
         let mut old_known: Vec<FaultSet> = Vec::new();
-        if let Some(entry) = old_cache.entries.iter().find(|entry| entry.key == key) {
+        // Compared on the full exploration: every candidate run, none left out as covered or
+        // as a renaming.
+        let full_key = entry_key(args, &verifier.bounds, verifier.nodes(), Exploration::FULL)?;
+        if let Some(entry) = old_cache.entries.iter().find(|entry| entry.key == full_key) {
             old_known.extend(entry.counterexamples.iter().cloned());
             schedules.extend(entry.counterexamples.iter().cloned());
             schedules.extend(entry.explored.iter().cloned());
@@ -655,7 +710,8 @@ pub fn verify_files(
                 max_executions: args.max_executions,
                 replay: Vec::new(),
                 // Refinement compares the versions on every schedule explored.
-                symmetry: false,
+                symmetry: Exploration::FULL.symmetry,
+                skip_covered: Exploration::FULL.skip_covered,
             };
             let search = old.verifier.ldfi(&options, &mut |_| {})?;
             old_known.extend(
@@ -671,7 +727,7 @@ pub fn verify_files(
                     directory,
                     &old.version,
                     old_cache,
-                    cache_entry(args, &key, &verifier.bounds, &search),
+                    cache_entry(args, &full_key, &verifier.bounds, &search),
                 );
             }
         }
@@ -858,6 +914,7 @@ pub fn verify_files(
         max_executions: args.max_executions,
         replay,
         symmetry: args.use_symmetry,
+        skip_covered: !args.run_covered,
     };
     let start = Instant::now();
     let (search, random_summary) = match args.strategy {
@@ -1431,7 +1488,12 @@ pub fn latest(
     };
     let verifier = prepared.verifier;
     let cache_dir = cache_directory(args, &args.files);
-    let key = entry_key(args, &verifier.bounds, verifier.nodes())?;
+    let key = entry_key(
+        args,
+        &verifier.bounds,
+        verifier.nodes(),
+        Exploration::of(args),
+    )?;
     let cache = read_cache(cache_dir.as_deref(), &prepared.version);
     if let Some(entry) = cache
         .entries

@@ -13,6 +13,7 @@
 //! Architecture invariant: this crate is deterministic and does no I/O and reads no clock;
 //! the command-line tool times searches, prints, and writes artifacts and caches.
 
+mod coverage;
 pub mod diagram;
 pub mod faults;
 pub mod lineage;
@@ -157,7 +158,7 @@ impl Verifier {
                 return Err(VerifyError::SpecArity { pre, post });
             }
         }
-        let growth = lineage::Growth::new(program);
+        let growth = lineage::Growth::new(program, &facts);
         let config = RunConfig {
             extra_nodes: extra_nodes.clone(),
             exact_nodes,

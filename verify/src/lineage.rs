@@ -156,6 +156,9 @@ pub struct Growth {
     /// The (relation, column) pairs a `count` over one positive atom counts (the rules
     /// [`Lineage::rising_members`] chases), sorted.
     counted: Vec<(RelId, usize)>,
+    /// Per relation and column: every value a fact of the relation can hold there, in any
+    /// run under any faults (`None`: not bounded). See [`Growth::bound_values`].
+    values: Vec<Vec<Option<BTreeSet<Value>>>>,
     /// Whether a rule or an invariant reads `crash` (then every crash changes the run).
     pub crash_read: bool,
     /// Whether one of those reads uses the crash tick (a constant, or a variable used
@@ -164,7 +167,8 @@ pub struct Growth {
 }
 
 impl Growth {
-    pub fn new(program: &ir::Program) -> Growth {
+    /// The analysis of `program` run on its own facts and the workload `facts`.
+    pub fn new(program: &ir::Program, facts: &[ir::Fact]) -> Growth {
         let count = program.relations.len();
         // Edges body relation -> head relation, with "non-monotone" flags.
         let mut edges: Vec<Vec<(usize, bool)>> = vec![Vec::new(); count];
@@ -320,7 +324,9 @@ impl Growth {
             .collect();
         counted.sort();
         counted.dedup();
+        let values = Growth::bound_values(program, facts, crash);
         Growth {
+            values,
             sources,
             from_crash,
             reached_from,
@@ -336,6 +342,134 @@ impl Growth {
     }
 }
 
+impl Growth {
+    /// Per relation and column, the values its facts can hold in any run: a fixpoint over the
+    /// rules, from the program's and the workload's facts. A head column holds a constant,
+    /// or the value of a variable, which a positive body atom binds to a value of its
+    /// column (when several do, the value is in each of their sets); anything else (an
+    /// arithmetic term, an aggregate, a variable only a comparison binds, the `crash`
+    /// relation) is not bounded. Faults only change which rules fire, never which values a
+    /// firing can produce, so the sets hold under every schedule.
+    fn bound_values(
+        program: &ir::Program,
+        facts: &[ir::Fact],
+        crash: Option<RelId>,
+    ) -> Vec<Vec<Option<BTreeSet<Value>>>> {
+        let mut values: Vec<Vec<Option<BTreeSet<Value>>>> = program
+            .relations
+            .iter()
+            .map(|relation| vec![Some(BTreeSet::new()); relation.arity()])
+            .collect();
+        if let Some(columns) = crash.and_then(|crash| values.get_mut(crash.index())) {
+            columns.iter_mut().for_each(|column| *column = None);
+        }
+        for fact in program.facts.iter().chain(facts) {
+            let Some(columns) = values.get_mut(fact.rel.index()) else {
+                continue;
+            };
+            for (column, value) in columns.iter_mut().zip(&fact.values) {
+                if let Some(set) = column {
+                    set.insert(value.clone());
+                }
+            }
+        }
+        loop {
+            let mut changed = false;
+            for rule in &program.rules {
+                if rule.kind == RuleKind::Delete {
+                    continue;
+                }
+                let aggregate = rule
+                    .head
+                    .aggregate
+                    .as_ref()
+                    .map(|aggregate| aggregate.column);
+                for (column, term) in rule.head.args.iter().enumerate() {
+                    let produced: Option<BTreeSet<Value>> = match term {
+                        _ if Some(column) == aggregate => None,
+                        Term::Const(value) | Term::NamedConst(_, value) => {
+                            Some(BTreeSet::from([value.clone()]))
+                        }
+                        Term::Var(var) => {
+                            let mut bound: Option<BTreeSet<Value>> = None;
+                            for (_, atom) in rule.atoms().filter(|(_, atom)| !atom.negated) {
+                                for (at, arg) in atom.args.iter().enumerate() {
+                                    if arg.as_var() != Some(*var) {
+                                        continue;
+                                    }
+                                    let Some(Some(set)) = values
+                                        .get(atom.rel.index())
+                                        .and_then(|columns| columns.get(at))
+                                    else {
+                                        continue;
+                                    };
+                                    bound = Some(match bound {
+                                        None => set.clone(),
+                                        Some(bound) => bound.intersection(set).cloned().collect(),
+                                    });
+                                }
+                            }
+                            let in_atom = rule.atoms().any(|(_, atom)| {
+                                !atom.negated
+                                    && atom.args.iter().any(|arg| arg.as_var() == Some(*var))
+                            });
+                            // A variable bound by an atom whose column is not bounded.
+                            if in_atom { bound } else { None }
+                        }
+                        Term::Wildcard | Term::Arith(..) => None,
+                    };
+                    let Some(target) = values
+                        .get_mut(rule.head.rel.index())
+                        .and_then(|columns| columns.get_mut(column))
+                    else {
+                        continue;
+                    };
+                    match (target.as_mut(), produced) {
+                        (None, _) => {}
+                        (Some(_), None) => {
+                            *target = None;
+                            changed = true;
+                        }
+                        (Some(set), Some(produced)) => {
+                            for value in produced {
+                                changed |= set.insert(value);
+                            }
+                        }
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        values
+    }
+
+    /// Whether some value that a fact of `rel` can hold in `column` is admitted by `cell`.
+    fn admits_some(&self, rel: RelId, column: usize, cell: &Cell) -> bool {
+        match self
+            .values
+            .get(rel.index())
+            .and_then(|columns| columns.get(column))
+        {
+            Some(Some(set)) => match cell {
+                Cell::Is(value) => set.contains(value),
+                Cell::Any => !set.is_empty(),
+                Cell::Not(_) | Cell::Rising(_) => set.iter().any(|value| cell.admits(value)),
+            },
+            _ => true,
+        }
+    }
+
+    /// Whether a fact of `rel` matching `pattern` can exist in some run.
+    fn possible(&self, rel: RelId, pattern: &[Cell]) -> bool {
+        pattern
+            .iter()
+            .enumerate()
+            .all(|(column, cell)| self.admits_some(rel, column, cell))
+    }
+}
+
 /// The cap on the number of solutions kept for one sub-formula; past it the smallest are kept
 /// and the result is marked truncated (a certificate is then impossible).
 const SOLUTION_CAP: usize = 20_000;
@@ -344,13 +478,20 @@ const SOLUTION_CAP: usize = 20_000;
 pub fn minimise(mut sets: Solutions) -> Solutions {
     sets.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
     sets.dedup();
-    let mut kept: Solutions = Vec::with_capacity(sets.len());
+    // Each kept set with a 64-bit signature of its atoms: a subset's signature has no bit
+    // outside the superset's, which rules most pairs out without comparing them.
+    let signature = |set: &[u32]| set.iter().fold(0u64, |bits, id| bits | 1 << (id % 64));
+    let mut kept: Vec<(u64, Vec<u32>)> = Vec::with_capacity(sets.len());
     for set in sets {
-        if !kept.iter().any(|small| is_subset(small, &set)) {
-            kept.push(set);
+        let bits = signature(&set);
+        if !kept
+            .iter()
+            .any(|(small_bits, small)| small_bits & !bits == 0 && is_subset(small, &set))
+        {
+            kept.push((bits, set));
         }
     }
-    kept
+    kept.into_iter().map(|(_, set)| set).collect()
 }
 
 impl AtomTable {
@@ -411,6 +552,32 @@ impl AtomTable {
 /// Whether `solutions` holds only the empty set (broken without any fault).
 fn is_trivial(solutions: &Solutions) -> bool {
     matches!(solutions.as_slice(), [only] if only.is_empty())
+}
+
+/// The union of two sorted lists without duplicates, sorted and without duplicates.
+fn sorted_union(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut union = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                union.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                union.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                union.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    union.extend_from_slice(&a[i..]);
+    union.extend_from_slice(&b[j..]);
+    union
 }
 
 /// Whether sorted `small` is a subset of sorted `large`.
@@ -1133,12 +1300,16 @@ impl<'a> Lineage<'a> {
         if is_trivial(right) {
             return left.clone();
         }
+        // Without crashes and delays every atom is an omission, and a union of sorted sets
+        // needs no normalising.
+        let omissions_only = self.bounds.crashes == 0 && self.bounds.max_delay == 0;
         let mut product = Vec::with_capacity(left.len() * right.len());
         for a in left {
             for b in right {
-                let mut union = a.clone();
-                union.extend_from_slice(b);
-                if let Some(set) = self.normalise(union) {
+                let union = sorted_union(a, b);
+                if omissions_only {
+                    product.push(union);
+                } else if let Some(set) = self.normalise(union) {
                     product.push(set);
                 }
             }
@@ -1289,7 +1460,7 @@ impl<'a> Lineage<'a> {
             return Arc::new(self.atoms.minimise(solutions, self.crash_by()));
         }
         let index = rel.index();
-        if !self.can_grow(rel) {
+        if !self.can_grow(rel) || !self.growth.possible(rel, &pattern) {
             return Arc::new(Vec::new());
         }
         if pattern.iter().all(|cell| matches!(cell, Cell::Is(_))) {
@@ -1735,7 +1906,16 @@ impl<'a> Lineage<'a> {
             .get(column)
             .is_some_and(|column| matches!(column.ty, ir::Type::Node | ir::Type::Role(_)));
         if node_column {
-            domain.extend(self.nodes.iter().map(|node| Value::str(node)));
+            // Only the nodes that can hold that column in some run.
+            domain.extend(
+                self.nodes
+                    .iter()
+                    .map(|node| Value::str(node))
+                    .filter(|node| {
+                        self.growth
+                            .admits_some(atom.rel, column, &Cell::Is(node.clone()))
+                    }),
+            );
         }
         domain.retain(|value| !excluded.contains(value));
         domain.sort();
@@ -2128,6 +2308,61 @@ mod tests {
         assert_eq!(minimise(sets), vec![vec![1], vec![4], vec![2, 3]]);
         assert!(is_subset(&[1, 3], &[0, 1, 2, 3]));
         assert!(!is_subset(&[1, 4], &[0, 1, 2, 3]));
+        assert_eq!(sorted_union(&[1, 3, 5], &[2, 3, 6]), vec![1, 2, 3, 5, 6]);
+        assert_eq!(sorted_union(&[], &[4]), vec![4]);
+    }
+
+    #[test]
+    fn values_follow_the_rules_from_the_facts() {
+        let text = r#"
+link("p", "a")@1;
+link("p", "b")@1;
+link(X, Y)@next :- link(X, Y);
+ask(A, P)@async :- link(P, A);
+answer(P, A, "yes")@async :- ask(A, P);
+tally(P, count<A>) :- answer(P, A, _);
+later(P, N + 1) :- tally(P, N);
+"#;
+        let mut read = |_: &str| Ok::<String, String>(text.to_string());
+        let loaded = graft_language::loader::load_program(&["test.ded".to_string()], &mut read);
+        assert!(
+            loaded.diagnostics.is_empty(),
+            "the test program does not load"
+        );
+        let checked = graft_compiler::check(&loaded.sources, &loaded.files);
+        assert!(!checked.has_errors(), "the test program does not check");
+        let program = &checked.program;
+        let growth = Growth::new(program, &[]);
+        let rel = |name: &str| program.relation_by_name(name).expect(name);
+        let set = |values: &[&str]| Some(values.iter().map(|value| Value::str(value)).collect());
+        let values = |name: &str| growth.values[rel(name).index()].clone();
+        assert_eq!(values("ask"), vec![set(&["a", "b"]), set(&["p"])]);
+        assert_eq!(
+            values("answer"),
+            vec![set(&["p"]), set(&["a", "b"]), set(&["yes"])]
+        );
+        // A count and an arithmetic term are not bounded.
+        assert_eq!(values("tally"), vec![set(&["p"]), None]);
+        assert_eq!(values("later"), vec![set(&["p"]), None]);
+        // Requests for facts no run can hold.
+        let answer = rel("answer");
+        assert!(!growth.possible(answer, &[Cell::Is(Value::str("a")), Cell::Any, Cell::Any]));
+        assert!(!growth.possible(
+            answer,
+            &[
+                Cell::Any,
+                Cell::Not(vec![Value::str("a"), Value::str("b")]),
+                Cell::Any
+            ]
+        ));
+        assert!(growth.possible(
+            answer,
+            &[
+                Cell::Is(Value::str("p")),
+                Cell::Not(vec![Value::str("a")]),
+                Cell::Any
+            ]
+        ));
     }
 
     #[test]

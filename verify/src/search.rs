@@ -9,6 +9,7 @@ use graft_eval::hash::{FastMap, FastSet};
 use graft_eval::{FactRef, Run};
 use serde::{Deserialize, Serialize};
 
+use crate::coverage::Coverage;
 use crate::faults::{Crash, Delay, Drop, FaultSet};
 use crate::lineage::{AtomTable, Lineage, LineageCache, Solutions};
 use crate::spec::{Violation, render};
@@ -87,6 +88,11 @@ pub struct SearchOptions {
     /// Run one fault set per class of schedules equal up to renaming nodes the program and
     /// its facts cannot tell apart ([`crate::symmetry`]).
     pub symmetry: bool,
+    /// Leave out the candidates an earlier run covers ([`crate::coverage`]): the verdict is
+    /// the same, with fewer runs, but fewer schedules are explored — so fewer on which
+    /// `never` invariants without negated atoms are checked, and fewer for `--refines` to
+    /// compare versions on.
+    pub skip_covered: bool,
 }
 
 impl Default for SearchOptions {
@@ -96,6 +102,7 @@ impl Default for SearchOptions {
             max_executions: 10_000,
             replay: Vec::new(),
             symmetry: false,
+            skip_covered: true,
         }
     }
 }
@@ -271,6 +278,9 @@ impl Verifier {
         let mut truncated = false;
         // The effective fault sets of the good runs whose lineage was extended.
         let mut extended: FastSet<FaultSet> = FastSet::default();
+        // The extended runs with their candidates, which show some queued candidates to be
+        // redundant (see `crate::coverage`).
+        let mut coverage = Coverage::new(!self.growth.crash_tick_read);
 
         let failure_free = Execution {
             faults: FaultSet::default(),
@@ -296,6 +306,12 @@ impl Verifier {
                         None => match queue.pop_first() {
                             Some((_, faults)) => {
                                 waiting.remove(&faults);
+                                let faults_key = key(&faults);
+                                if coverage.covered(&faults, &faults_key) {
+                                    coverage.leave_out(faults_key);
+                                    prefetched.remove(&faults);
+                                    continue;
+                                }
                                 faults
                             }
                             None => break,
@@ -318,6 +334,7 @@ impl Verifier {
                                 .chain(queue.iter().map(|(_, faults)| faults));
                             let ahead = Ahead {
                                 extended: &extended,
+                                coverage: &coverage,
                                 symmetric,
                             };
                             self.execute_ahead(
@@ -361,6 +378,8 @@ impl Verifier {
                     }
                 };
                 truncated |= cut;
+                // The candidates within the bounds, with their keys, for `coverage`.
+                let mut recorded: Vec<(FaultSet, FaultSet)> = Vec::new();
                 let unchanged = self.spec.post.is_some()
                     && self.spec.post_at(&execution.run, self.bounds.eot) == self.expected_post;
                 for (extra, vacuous) in sets {
@@ -380,7 +399,9 @@ impl Verifier {
                         unchanged,
                         size: candidate.size(),
                     };
-                    if seen.insert(key(&candidate)) {
+                    let candidate_key = key(&candidate);
+                    recorded.push((candidate.clone(), candidate_key.clone()));
+                    if seen.insert(candidate_key) {
                         waiting.insert(candidate.clone(), priority);
                         queue.insert((priority, candidate));
                     } else if let Some(old) = waiting.get(&candidate).copied()
@@ -390,6 +411,10 @@ impl Verifier {
                         waiting.insert(candidate.clone(), priority);
                         queue.insert((priority, candidate));
                     }
+                }
+                // Without skipping, no run covers anything.
+                if !cut && options.skip_covered {
+                    coverage.record(&base, &recorded);
                 }
                 search.explored.push(execution.faults);
             } else {
@@ -452,6 +477,9 @@ struct WorkerState {
 struct Ahead<'a> {
     /// The effective faults already extended (keys), whose lineage is not needed again.
     extended: &'a FastSet<FaultSet>,
+    /// Candidates covered now are likely to be left out when the loop reaches them: they
+    /// are not run ahead.
+    coverage: &'a Coverage,
     symmetric: bool,
 }
 
@@ -489,6 +517,11 @@ impl Verifier {
         batch.extend(
             upcoming
                 .filter(|candidate| !prefetched.contains_key(*candidate))
+                .filter(|candidate| {
+                    !ahead
+                        .coverage
+                        .covered(candidate, &self.search_key(candidate, ahead.symmetric))
+                })
                 .take(ahead_count)
                 .cloned(),
         );

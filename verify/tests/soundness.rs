@@ -1,5 +1,5 @@
 //! LDFI against exhaustive enumeration on small programs and bounds, with and without
-//! symmetry: a search that certifies must be right (no schedule within the bounds violates
+//! symmetry and with and without leaving out covered candidates: a search that certifies must be right (no schedule within the bounds violates
 //! the specification), and one that finds a counterexample must find a real one. Also the
 //! node set given with `Verifier::with_exact_nodes`, the effective faults of a run and the
 //! classes of interchangeable nodes.
@@ -333,9 +333,10 @@ fn ldfi_agrees_with_exhaustive_search() {
     for (name, text, bounds) in cases {
         let verifier = verifier(text, &[], false, *bounds);
         let (truth, runs) = exhaustive(&verifier);
-        for symmetry in [false, true] {
+        for (symmetry, skip_covered) in [(false, true), (true, true), (false, false)] {
             let options = SearchOptions {
                 symmetry,
+                skip_covered,
                 ..SearchOptions::default()
             };
             let search = verifier.ldfi(&options, &mut |_| {}).expect("search");
@@ -346,7 +347,7 @@ fn ldfi_agrees_with_exhaustive_search() {
             };
             assert!(
                 agree,
-                "{name} at {bounds:?} (symmetry {symmetry}): LDFI {:?} after {} runs, \
+                "{name} at {bounds:?} (symmetry {symmetry}, skip covered {skip_covered}): LDFI {:?} after {} runs, \
                  exhaustive search found {:?} in {runs}",
                 search.verdict, search.executions, truth
             );
