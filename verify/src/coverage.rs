@@ -18,6 +18,7 @@
 use graft_eval::hash::{FastMap, FastSet};
 
 use crate::faults::FaultSet;
+use crate::lineage::is_subset;
 
 /// A fault set in interned form: its omissions and delays as sorted ids, its crashes as
 /// (node id, tick) sorted by node.
@@ -66,17 +67,7 @@ impl Coverage {
 
     fn compact(&mut self, faults: &FaultSet) -> Compact {
         let mut events: Vec<u32> = Vec::with_capacity(faults.drops.len() + faults.delays.len());
-        let channels = faults
-            .drops
-            .iter()
-            .map(|drop| (&drop.from, &drop.to, drop.tick, 0))
-            .chain(
-                faults
-                    .delays
-                    .iter()
-                    .map(|delay| (&delay.from, &delay.to, delay.tick, delay.by)),
-            );
-        for (from, to, tick, by) in channels {
+        for (from, to, tick, by) in channel_events(faults) {
             let next = u32::try_from(self.events.len()).unwrap_or(u32::MAX);
             let id = *self
                 .events
@@ -124,17 +115,7 @@ impl Coverage {
     fn lookup(&self, faults: &FaultSet) -> (Compact, usize) {
         let mut unknown = 0;
         let mut events: Vec<u32> = Vec::with_capacity(faults.drops.len() + faults.delays.len());
-        let channels = faults
-            .drops
-            .iter()
-            .map(|drop| (&drop.from, &drop.to, drop.tick, 0))
-            .chain(
-                faults
-                    .delays
-                    .iter()
-                    .map(|delay| (&delay.from, &delay.to, delay.tick, delay.by)),
-            );
-        for (from, to, tick, by) in channels {
+        for (from, to, tick, by) in channel_events(faults) {
             match self.events.get(&(from.clone(), to.clone(), tick, by)) {
                 Some(id) => events.push(*id),
                 None => unknown += 1,
@@ -180,22 +161,18 @@ impl Coverage {
     }
 }
 
-/// Whether sorted `small` is a subset of sorted `large`.
-fn is_subset(small: &[u32], large: &[u32]) -> bool {
-    if small.len() > large.len() {
-        return false;
-    }
-    let mut index = 0;
-    for item in small {
-        while index < large.len() && large[index] < *item {
-            index += 1;
-        }
-        if index == large.len() || large[index] != *item {
-            return false;
-        }
-        index += 1;
-    }
-    true
+/// A fault set's omissions and delays as `(from, to, tick, by)`, an omission with `by` 0.
+fn channel_events(faults: &FaultSet) -> impl Iterator<Item = (&String, &String, u64, u64)> {
+    faults
+        .drops
+        .iter()
+        .map(|drop| (&drop.from, &drop.to, drop.tick, 0))
+        .chain(
+            faults
+                .delays
+                .iter()
+                .map(|delay| (&delay.from, &delay.to, delay.tick, delay.by)),
+        )
 }
 
 #[cfg(test)]

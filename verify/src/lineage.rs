@@ -581,7 +581,7 @@ fn sorted_union(a: &[u32], b: &[u32]) -> Vec<u32> {
 }
 
 /// Whether sorted `small` is a subset of sorted `large`.
-fn is_subset(small: &[u32], large: &[u32]) -> bool {
+pub(crate) fn is_subset(small: &[u32], large: &[u32]) -> bool {
     if small.len() > large.len() {
         return false;
     }
