@@ -10,6 +10,10 @@
 
 mod common;
 
+/// The `graft` binary's allocator (see src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::BTreeSet;
 use std::time::Instant;
 

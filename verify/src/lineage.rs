@@ -476,7 +476,7 @@ const SOLUTION_CAP: usize = 20_000;
 
 /// Keeps the subset-minimal sets, sorted by size then content.
 pub fn minimise(mut sets: Solutions) -> Solutions {
-    sets.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    sets.sort_unstable_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
     sets.dedup();
     // Each kept set with a 64-bit signature of its atoms: a subset's signature has no bit
     // outside the superset's, which rules most pairs out without comparing them.
