@@ -10,15 +10,15 @@
 
 mod common;
 
-/// The `graft` binary's allocator (see src/main.rs).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::collections::BTreeSet;
 use std::time::Instant;
 
 use common::{MOLLY, bounds, load_from, root};
 use graft_verify::{SearchOptions, Verdict};
+
+/// The `graft` binary's allocator (see src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn variable(name: &str, default: usize) -> usize {
     std::env::var(name)
