@@ -8,7 +8,7 @@
 //!
 //! 1. copies the protocol directory (without its versions) to `target/optimize-table/NAME`;
 //! 2. runs `graft optimize` on its scale workload (`workload-scale.facts`) with the paper's
-//!    machines as the budget, writing the version to `versions/optimized`;
+//!    machines as the budget and `--jobs 2`, writing the version to `versions/optimized`;
 //! 3. rewrites the protocol's other workloads for the version with the same passes
 //!    (`graft rewrite --facts-out`), so that every check of the protocol applies to it;
 //! 4. `graft test` (after `--accept` for the new snapshots): the version against its source;
@@ -146,6 +146,8 @@ fn main() {
                 &budget,
                 "--max-steps",
                 "4",
+                "--jobs",
+                "2",
                 "-o",
                 "versions/optimized",
             ]

@@ -164,14 +164,16 @@ fn the_written_version_passes_graft_test_against_its_source() {
     assert_eq!(exit_code(&refines), 0, "{}", transcript(&refines));
 }
 
+/// Two runs, one evaluating a version at a time and one two at a time, write the same bytes
+/// and print the same plan and refusals.
 #[test]
-fn two_runs_write_byte_identical_directories() {
+fn two_runs_write_byte_identical_directories_on_any_number_of_jobs() {
     let program = root().join(VOTING);
     let topology = root().join(TOPOLOGY);
     let workload = root().join(WORKLOAD);
     let mut trees = Vec::new();
     let mut outputs = Vec::new();
-    for run in ["first", "second"] {
+    for (run, jobs) in [("first", "1"), ("second", "2")] {
         let directory = scratch(&format!("determinism-{run}"));
         let output = graft_in(
             &directory,
@@ -188,6 +190,9 @@ fn two_runs_write_byte_identical_directories() {
                 "2".as_ref(),
                 "--beam".as_ref(),
                 "2".as_ref(),
+                "--jobs".as_ref(),
+                jobs.as_ref(),
+                "--explain".as_ref(),
                 "-o".as_ref(),
                 "out".as_ref(),
             ],
@@ -205,6 +210,11 @@ fn two_runs_write_byte_identical_directories() {
         assert!(trees[1][name] == *bytes, "{name} differs between two runs");
     }
     assert_eq!(outputs[0], outputs[1], "the printed plan differs");
+    let printed = String::from_utf8_lossy(&outputs[0]);
+    assert!(
+        printed.contains("  refused "),
+        "--explain lists the refusals met:\n{printed}"
+    );
 }
 
 #[test]

@@ -186,6 +186,16 @@ impl State {
         self.passes.iter().map(PassSpec::text).collect()
     }
 
+    /// `request`, tried after this state's passes, dropped as `kind` for `reason`.
+    fn dropped(&self, request: &PassSpec, kind: &'static str, reason: String) -> Dropped {
+        Dropped {
+            request: request.text(),
+            after: self.texts(),
+            kind,
+            reason,
+        }
+    }
+
     fn order_key(&self, objective: Objective) -> ((u64, u64), usize, usize, Vec<String>) {
         (
             objective.score(self.cost()),
@@ -197,8 +207,11 @@ impl State {
 }
 
 /// Searches for the best sequence of passes from `checked` (built from `source`, with its
-/// facts files `facts`) under `budget`. `evaluate` runs a version on the workload: the
-/// source's checked program with `None`, or a rewritten version with its justification.
+/// facts files `facts`) under `budget`. `evaluate` runs versions on the workload and answers
+/// for each in order: `None` stands for the source (`checked` on `facts`), `Some` for a
+/// rewritten version with its justification. It is given the source alone, then every new
+/// version of one depth at once, so that it may run them in parallel; the search reads the
+/// answers in order, so its outcome does not depend on how they were computed.
 /// `confirm` verifies a version whose last step changes a quorum and lowers the score: its
 /// passes, and the version; `Ok(Ok(()))` keeps it, `Ok(Err(reason))` drops it as
 /// `not-verified`, `Err` stops the search.
@@ -212,13 +225,16 @@ pub fn search<E, C>(
     mut confirm: C,
 ) -> Result<Outcome, SearchError>
 where
-    E: FnMut(&Checked, &[FactsFile], Option<&Rewritten>) -> Result<Evaluation, String>,
+    E: FnMut(&[Option<&Rewritten>]) -> Vec<Result<Evaluation, String>>,
     C: FnMut(&[PassSpec], &mut Rewritten) -> Result<Result<(), String>, String>,
 {
     if checked.program.roles.is_empty() {
         return Err(SearchError::NoRole);
     }
-    let source_cost = evaluate(checked, facts, None)
+    let source_cost = evaluate(&[None])
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Err("the evaluator gave no answer for the source".to_owned()))
         .map_err(SearchError::Evaluation)?
         .cost;
     if !source_cost.has_traffic() {
@@ -254,6 +270,9 @@ where
     let mut quorum_tried = false;
     for _depth in 0..budget.max_steps {
         let mut children: Vec<State> = Vec::new();
+        // The new versions of this depth, with the state and request each extends, evaluated
+        // together below.
+        let mut versions: Vec<(&State, PassSpec, Vec<PassSpec>, Rewritten)> = Vec::new();
         for state in &beam {
             let program = state
                 .rewritten
@@ -286,19 +305,14 @@ where
                 {
                     continue;
                 }
-                let drop = |kind: &'static str, reason: String| Dropped {
-                    request: request.text(),
-                    after: state.texts(),
-                    kind,
-                    reason,
-                };
+                let drop = |kind, reason| state.dropped(&request, kind, reason);
                 if let Err(refusal) = check(program, &request) {
                     dropped.insert(drop("refused", refusal.names().join(", ")));
                     continue;
                 }
                 let mut passes = state.passes.clone();
                 passes.push(request.clone());
-                let mut rewritten = match rewrite(checked, source, facts.to_vec(), &passes) {
+                let rewritten = match rewrite(checked, source, facts.to_vec(), &passes) {
                     Ok(rewritten) => rewritten,
                     Err(PipelineError::Refused { refusal, .. }) => {
                         dropped.insert(drop("refused", refusal.names().join(", ")));
@@ -325,64 +339,75 @@ where
                 if !seen.insert(key) {
                     continue;
                 }
-                evaluated += 1;
-                let evaluation = evaluate(&rewritten.checked, &rewritten.facts, Some(&rewritten))
-                    .map_err(SearchError::Evaluation)?;
-                if let Some(reason) = evaluation.divergence {
-                    dropped.insert(drop("outputs-differ", reason));
-                    continue;
-                }
-                let used = evaluation.cost.machines();
-                if used > budget.machines {
-                    smallest_over_budget = Some(smallest_over_budget.map_or(used, |m| m.min(used)));
+                versions.push((state, request, passes, rewritten));
+            }
+        }
+        evaluated += versions.len();
+        let batch: Vec<Option<&Rewritten>> = versions
+            .iter()
+            .map(|(_, _, _, rewritten)| Some(rewritten))
+            .collect();
+        let mut evaluations = evaluate(&batch).into_iter();
+        for (state, request, passes, mut rewritten) in versions {
+            let drop = |kind, reason| state.dropped(&request, kind, reason);
+            let evaluation = evaluations
+                .next()
+                .unwrap_or_else(|| Err("the evaluator gave fewer answers than versions".to_owned()))
+                .map_err(SearchError::Evaluation)?;
+            if let Some(reason) = evaluation.divergence {
+                dropped.insert(drop("outputs-differ", reason));
+                continue;
+            }
+            let used = evaluation.cost.machines();
+            if used > budget.machines {
+                smallest_over_budget = Some(smallest_over_budget.map_or(used, |m| m.min(used)));
+                dropped.insert(drop(
+                    "over-budget",
+                    format!("needs {used} machines (budget {})", budget.machines),
+                ));
+                continue;
+            }
+            if matches!(request, PassSpec::Quorum { .. }) {
+                let (before, after) = (
+                    objective.score(state.cost()),
+                    objective.score(&evaluation.cost),
+                );
+                if after >= before {
                     dropped.insert(drop(
-                        "over-budget",
-                        format!("needs {used} machines (budget {})", budget.machines),
+                        "no-gain",
+                        format!(
+                            "does not lower the {} ({} -> {}), so it was not verified",
+                            objective.measure(),
+                            before.0,
+                            after.0
+                        ),
                     ));
                     continue;
                 }
-                if matches!(request, PassSpec::Quorum { .. }) {
-                    let (before, after) = (
-                        objective.score(state.cost()),
-                        objective.score(&evaluation.cost),
-                    );
-                    if after >= before {
-                        dropped.insert(drop(
-                            "no-gain",
-                            format!(
-                                "does not lower the {} ({} -> {}), so it was not verified",
-                                objective.measure(),
-                                before.0,
-                                after.0
-                            ),
-                        ));
-                        continue;
-                    }
-                    quorum_tried = true;
-                    if let Err(reason) =
-                        confirm(&passes, &mut rewritten).map_err(SearchError::Evaluation)?
-                    {
-                        dropped.insert(drop("not-verified", reason));
-                        continue;
-                    }
+                quorum_tried = true;
+                if let Err(reason) =
+                    confirm(&passes, &mut rewritten).map_err(SearchError::Evaluation)?
+                {
+                    dropped.insert(drop("not-verified", reason));
+                    continue;
                 }
-                applicable += 1;
-                let case = rewritten
-                    .justification
-                    .passes
-                    .last()
-                    .and_then(|record| record.case.clone());
-                let mut costs = state.costs.clone();
-                costs.push(evaluation.cost);
-                let mut cases = state.cases.clone();
-                cases.push(case);
-                children.push(State {
-                    passes,
-                    rewritten: Some(rewritten),
-                    costs,
-                    cases,
-                });
             }
+            applicable += 1;
+            let case = rewritten
+                .justification
+                .passes
+                .last()
+                .and_then(|record| record.case.clone());
+            let mut costs = state.costs.clone();
+            costs.push(evaluation.cost);
+            let mut cases = state.cases.clone();
+            cases.push(case);
+            children.push(State {
+                passes,
+                rewritten: Some(rewritten),
+                costs,
+                cases,
+            });
         }
         if children.is_empty() {
             break;
@@ -752,6 +777,13 @@ mod tests {
         assert_eq!(skipped, Some(5));
     }
 
+    /// A batch evaluator that answers each version of a batch with `answer`, in order.
+    fn each(
+        answer: impl Fn(Option<&Rewritten>) -> Result<Evaluation, String>,
+    ) -> impl FnMut(&[Option<&Rewritten>]) -> Vec<Result<Evaluation, String>> {
+        move |batch| batch.iter().map(|version| answer(*version)).collect()
+    }
+
     #[test]
     fn the_search_refuses_what_it_cannot_start_from() {
         let checked = voting();
@@ -765,7 +797,7 @@ mod tests {
             beam: 2,
         };
         let keep = |_: &[PassSpec], _: &mut Rewritten| Ok(Ok(()));
-        let quiet = |_: &Checked, _: &[FactsFile], _: Option<&Rewritten>| {
+        let quiet = |_: Option<&Rewritten>| {
             Ok(Evaluation {
                 cost: cost(),
                 divergence: None,
@@ -777,7 +809,7 @@ mod tests {
             &[],
             Objective::Throughput,
             budget,
-            quiet,
+            each(quiet),
             keep,
         )
         .expect_err("no traffic");
@@ -786,7 +818,7 @@ mod tests {
             machines: 3,
             ..budget
         };
-        let busy = |_: &Checked, _: &[FactsFile], _: Option<&Rewritten>| {
+        let busy = |_: Option<&Rewritten>| {
             let mut cost = cost();
             cost.nodes.get_mut("L").expect("L").messages = 3;
             Ok(Evaluation {
@@ -800,7 +832,7 @@ mod tests {
             &[],
             Objective::Throughput,
             small,
-            busy,
+            each(busy),
             keep,
         )
         .expect_err("budget");
@@ -823,7 +855,7 @@ mod tests {
         };
         // Messages make the workload a real one; QUORUM=3 halves the leader's load (a stand-in
         // for a protocol whose leader stops earlier), QUORUM's other changes do not help.
-        let evaluate = |_: &Checked, _: &[FactsFile], rewritten: Option<&Rewritten>| {
+        let evaluate = |rewritten: Option<&Rewritten>| {
             let mut cost = cost();
             let leader = cost.nodes.get_mut("L").expect("L");
             leader.messages = 10;
@@ -854,7 +886,7 @@ mod tests {
                 &[],
                 Objective::Throughput,
                 budget,
-                evaluate,
+                each(evaluate),
                 confirm,
             )
             .expect("search");

@@ -13,6 +13,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
@@ -73,6 +75,10 @@ pub struct OptimizeArgs {
     /// List every refusal and rejection the search met.
     #[arg(long)]
     pub explain: bool,
+    /// Evaluate this many candidate versions at once, each on a thread of its own. The plan
+    /// and everything written do not depend on it.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub jobs: u64,
 }
 
 /// The source's run, for comparisons.
@@ -116,30 +122,45 @@ pub fn run(context: &Context, args: &OptimizeArgs) -> anyhow::Result<Outcome> {
     };
     let source_cost = count(&checked.program, &source_run);
     // Progress on a terminal: versions evaluated so far, and the steps of the latest one.
-    let mut progress = ProgressLine::new("optimize", "versions", progress::wanted(false));
-    let mut evaluated = 0_u64;
-    let evaluate = |program: &Checked, facts: &[FactsFile], rewritten: Option<&Rewritten>| {
-        evaluated += 1;
-        let Some(rewritten) = rewritten else {
-            return Ok(Evaluation {
-                cost: source_cost.clone(),
-                divergence: None,
-            });
-        };
-        progress.update(
-            evaluated,
-            &format!(
-                "{} step(s): {}",
-                rewritten.justification.passes.len(),
-                rewritten
-                    .justification
-                    .passes
-                    .last()
-                    .map_or("", |pass| pass.request.as_str())
-            ),
-        );
-        evaluate_version(program, facts, rewritten, &source_outputs)
+    let progress = Mutex::new(ProgressLine::new(
+        "optimize",
+        "versions",
+        progress::wanted(false),
+    ));
+    let evaluated = AtomicU64::new(0);
+    // The search hands over each depth's new versions at once: up to `--jobs` run at a time,
+    // and the answers come back in the versions' order.
+    let evaluate = |batch: &[Option<&Rewritten>]| {
+        test::parallel_map(batch, args.jobs, |version| {
+            let count = evaluated.fetch_add(1, Ordering::Relaxed) + 1;
+            let Some(rewritten) = version else {
+                return Ok(Evaluation {
+                    cost: source_cost.clone(),
+                    divergence: None,
+                });
+            };
+            if let Ok(mut progress) = progress.lock() {
+                progress.update(
+                    count,
+                    &format!(
+                        "{} step(s): {}",
+                        rewritten.justification.passes.len(),
+                        rewritten
+                            .justification
+                            .passes
+                            .last()
+                            .map_or("", |pass| pass.request.as_str())
+                    ),
+                );
+            }
+            evaluate_version(
+                &rewritten.checked,
+                &rewritten.facts,
+                rewritten,
+                &source_outputs,
+            )
             .map_err(|error| format!("{error:#}"))
+        })
     };
     // A quorum change that lowers the load is verified as `graft rewrite` verifies one: under
     // every certified configuration of the protocol directory's protocol.json.
@@ -172,7 +193,10 @@ pub fn run(context: &Context, args: &OptimizeArgs) -> anyhow::Result<Outcome> {
         evaluate,
         confirm,
     );
-    progress.finish();
+    progress
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .finish();
     let outcome = match searched {
         Ok(outcome) => outcome,
         Err(SearchError::Evaluation(reason)) => {
