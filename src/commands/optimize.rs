@@ -18,7 +18,6 @@ use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use graft_compiler::Checked;
 use graft_compiler::ir;
 use graft_eval::{Evaluator, RunConfig, ShowSet};
 use graft_language::diagnostic::Diagnostic;
@@ -26,7 +25,7 @@ use graft_rewrites::compare::{self, OutputFact};
 use graft_rewrites::cost::{Cost, factor};
 use graft_rewrites::justification::Predicted;
 use graft_rewrites::search::{self, Budget, Evaluation, Objective, SearchError, Step};
-use graft_rewrites::{FactsFile, Rewritten, SourceRef};
+use graft_rewrites::{Rewritten, SourceRef};
 
 use crate::commands::fmt::write_atomically;
 use crate::commands::rewrite::{
@@ -153,13 +152,7 @@ pub fn run(context: &Context, args: &OptimizeArgs) -> anyhow::Result<Outcome> {
                     ),
                 );
             }
-            evaluate_version(
-                &rewritten.checked,
-                &rewritten.facts,
-                rewritten,
-                &source_outputs,
-            )
-            .map_err(|error| format!("{error:#}"))
+            evaluate_version(rewritten, &source_outputs).map_err(|error| format!("{error:#}"))
         })
     };
     // A quorum change that lowers the load is verified as `graft rewrite` verifies one: under
@@ -270,17 +263,13 @@ pub fn run(context: &Context, args: &OptimizeArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// Runs a rewritten version on its facts, counts its cost and compares its outputs with the
-/// source's through its justification.
-fn evaluate_version(
-    program: &Checked,
-    facts: &[FactsFile],
-    rewritten: &Rewritten,
-    source: &SourceOutputs,
-) -> anyhow::Result<Evaluation> {
+/// Runs a rewritten version on its rewritten facts, counts its cost and compares its outputs
+/// with the source's through its justification.
+fn evaluate_version(rewritten: &Rewritten, source: &SourceOutputs) -> anyhow::Result<Evaluation> {
+    let program = &rewritten.checked;
     let mut sources = graft_language::span::SourceMap::new();
     let mut ir_facts: Vec<ir::Fact> = Vec::new();
-    for file in facts {
+    for file in &rewritten.facts {
         let text = file.print();
         let id = sources.add(file.name.clone(), text.clone());
         let parsed = graft_language::parse(id, &text);
